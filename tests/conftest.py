@@ -1,0 +1,48 @@
+import logging
+
+import dspy
+import pytest
+
+from dspy_meta.testing import Rule, ScriptedEngine
+from dspy_meta.testing.toy_task import MAGIC_WORD, Shout, shout_examples, shout_metric, shout_program_responder
+
+COPRO_PROPOSAL = {"proposed_instruction": f"Reply in {MAGIC_WORD}.", "proposed_prefix_for_output_field": "Answer:"}
+
+
+@pytest.fixture(autouse=True)
+def _no_global_lm():
+    """Tests pass LMs explicitly; a leaked global LM would hide a missing one."""
+    with dspy.context(lm=None):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _quiet_dspy():
+    logging.getLogger("dspy").setLevel(logging.WARNING)
+
+
+@pytest.fixture
+def program_engine():
+    return ScriptedEngine(shout_program_responder, model="program")
+
+
+@pytest.fixture
+def optimizer_engine():
+    """Optimizer LM: every instruction generator proposes the magic instruction."""
+    return ScriptedEngine([Rule(lambda call: "proposed_instruction" in call.output_fields, COPRO_PROPOSAL)],
+                          model="optimizer")
+
+
+@pytest.fixture
+def shout_data():
+    return shout_examples(8), shout_examples(6, offset=8)
+
+
+@pytest.fixture
+def student():
+    return Shout()
+
+
+@pytest.fixture
+def metric():
+    return shout_metric

@@ -1,0 +1,130 @@
+import threading
+
+import dspy
+import pytest
+from dspy.propose import dataset_summary_generator, grounded_proposer
+
+from dspy_meta.optimizers import OptimizerSpec, PromptableMIPROv2
+from dspy_meta.optimizers.mipro import summarize_dataset
+from dspy_meta.testing import ScriptedEngine
+from dspy_meta.testing.toy_task import MAGIC_WORD
+
+SMALL = dict(num_candidates=2, num_trials=3, max_bootstrapped_demos=1, max_labeled_demos=0)
+
+
+def _proposer_responder(tag=""):
+    def respond(call):
+        return {"proposed_instruction": f"{MAGIC_WORD} please{tag}", "observations": "Single words.",
+                "summary": "A list of single lower-case words.", "program_description": "Shouts words.",
+                "module_description": "The only module."}
+    return respond
+
+
+def test_mipro_runs_with_dspy_default_prompts(student, shout_data, metric, program_engine):
+    proposer = ScriptedEngine(_proposer_responder())
+    trainset, valset = shout_data
+    program = OptimizerSpec.create("mipro_v2", **SMALL).run(
+        student, trainset=trainset, valset=valset, metric=metric, prompt_model=proposer.as_lm(),
+        task_model=program_engine.as_lm())
+    assert MAGIC_WORD in program.answer.predict.signature.instructions
+    sent = {call.instructions for call in proposer.calls}
+    assert grounded_proposer.DescribeProgram.instructions in sent
+    assert dataset_summary_generator.DatasetDescriptor.instructions in sent
+    assert dataset_summary_generator.ObservationSummarizer.instructions in sent
+    assert grounded_proposer.generate_instruction_class().signature.instructions in sent
+
+
+def test_custom_prompts_reach_the_proposer(student, shout_data, metric, program_engine):
+    proposer = ScriptedEngine(_proposer_responder())
+    spec = OptimizerSpec.create("mipro_v2", **SMALL).with_prompts(
+        describe_program="CUSTOM describe program", describe_module="CUSTOM describe module",
+        generate_module_instruction="CUSTOM write an instruction for word shouting",
+        dataset_descriptor="CUSTOM look at the data", observation_summarizer="CUSTOM summarize")
+    trainset, valset = shout_data
+    spec.run(student, trainset=trainset, valset=valset, metric=metric, prompt_model=proposer.as_lm(),
+             task_model=program_engine.as_lm())
+    sent = {call.instructions for call in proposer.calls}
+    assert {"CUSTOM describe program", "CUSTOM describe module", "CUSTOM write an instruction for word shouting",
+            "CUSTOM look at the data", "CUSTOM summarize"} <= sent
+    assert all(s.startswith("CUSTOM") for s in sent)
+
+
+def test_dataset_summary_uses_prior_observation_prompt(shout_data):
+    proposer = ScriptedEngine(_proposer_responder())
+    prompts = OptimizerSpec.create("mipro_v2").with_prompts(
+        dataset_descriptor_with_prior_observations="CUSTOM more observations").prompts
+    summary = summarize_dataset(shout_data[0], 3, proposer.as_lm(), prompts)
+    assert summary == "A list of single lower-case words."
+    assert len(proposer.calls_matching("CUSTOM more observations")) == 2  # batches [3:6] and [6:8]
+
+
+def test_constructor_reads_no_global_lm_and_compile_uses_the_context(student, shout_data, metric, program_engine):
+    teleprompter = PromptableMIPROv2(metric, **{k: v for k, v in SMALL.items() if k != "num_trials"},
+                                     num_trials=2, auto=None)
+    assert teleprompter.task_model is None and teleprompter.prompt_model is None
+    proposer = ScriptedEngine(_proposer_responder())
+    trainset, valset = shout_data
+    with dspy.context(lm=program_engine.as_lm()):
+        PromptableMIPROv2(metric, prompt_model=proposer.as_lm(), num_candidates=2, num_trials=2, auto=None,
+                          max_bootstrapped_demos=0, max_labeled_demos=0).compile(
+            student, trainset=trainset, valset=valset)
+    assert program_engine.calls and proposer.calls
+    assert teleprompter.task_model is None  # compile never wrote into the optimizer
+
+
+def test_missing_lm_is_a_clear_error(student, shout_data, metric):
+    with pytest.raises(ValueError, match="needs a task LM"):
+        PromptableMIPROv2(metric, num_candidates=2, num_trials=2, auto=None).compile(
+            student, trainset=shout_data[0], valset=shout_data[1])
+
+
+def test_seed_zero_is_honoured(student, shout_data, metric, program_engine):
+    seeds = []
+
+    class Spy(PromptableMIPROv2):
+        def _set_random_seeds(self, seed):
+            seeds.append(seed)
+            super()._set_random_seeds(seed)
+
+    proposer = ScriptedEngine(_proposer_responder())
+    Spy(metric, prompt_model=proposer.as_lm(), task_model=program_engine.as_lm(), num_candidates=2, num_trials=2,
+        auto=None, seed=0, max_bootstrapped_demos=0, max_labeled_demos=0).compile(
+        student, trainset=shout_data[0], valset=shout_data[1])
+    assert seeds == [0]
+
+
+def test_two_mipros_in_threads_keep_their_own_prompts(student, shout_data, metric, program_engine):
+    barrier = threading.Barrier(2, timeout=10)
+    arrived = set()
+    lock = threading.Lock()
+    before = (grounded_proposer.DescribeProgram.instructions, grounded_proposer.generate_instruction_class,
+              dataset_summary_generator.DatasetDescriptor)
+
+    def responder(call):
+        tag = "A" if "RUN-A" in call.instructions else "B" if "RUN-B" in call.instructions else None
+        if tag and "generate" in call.instructions:
+            with lock:
+                first = tag not in arrived
+                arrived.add(tag)
+            if first:
+                barrier.wait()
+        return _proposer_responder(f" from {tag}")(call)
+
+    engine = ScriptedEngine(responder)
+    results = {}
+
+    def run(tag):
+        spec = OptimizerSpec.create("mipro_v2", **SMALL).with_prompts(
+            generate_module_instruction=f"RUN-{tag}: generate an instruction")
+        results[tag] = spec.run(student, trainset=shout_data[0], valset=shout_data[1], metric=metric,
+                                prompt_model=engine.as_lm(), task_model=program_engine.as_lm(), seed=3)
+
+    threads = [threading.Thread(target=run, args=(t,)) for t in "AB"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results["A"].answer.predict.signature.instructions == f"{MAGIC_WORD} please from A"
+    assert results["B"].answer.predict.signature.instructions == f"{MAGIC_WORD} please from B"
+    assert (grounded_proposer.DescribeProgram.instructions, grounded_proposer.generate_instruction_class,
+            dataset_summary_generator.DatasetDescriptor) == before
