@@ -1,0 +1,72 @@
+"""What a meta-optimization run tried and found; attached to the returned program as `meta_results_`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from dspy_meta.meta.usage import LevelUsage
+
+__all__ = ["CandidateRecord", "MetaResults"]
+
+
+@dataclass
+class CandidateRecord:
+    """One candidate optimizer: where it came from, its plan, and how it scored.
+
+    ``score`` is None when the candidate was rejected before running (unparseable or
+    invalid proposal); ``reason`` then says why.
+    """
+
+    index: int
+    stage: str  # "initial:<name>", "prompt:<name>" or "structure"
+    plan: dict[str, Any] | None
+    score: float | None = None
+    best_before: float | None = None
+    accepted: bool = False
+    reason: str = ""
+    analysis: str = ""
+    reused: bool = False  # identical to an earlier candidate: its score was reused, nothing re-run
+    usage: dict[str, LevelUsage] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "stage": self.stage, "plan": self.plan, "score": self.score,
+                "best_before": self.best_before, "accepted": self.accepted, "reason": self.reason,
+                "analysis": self.analysis, "reused": self.reused,
+                "usage": {level: u.to_dict() for level, u in self.usage.items()}}
+
+
+@dataclass
+class MetaResults:
+    """Every candidate tried, the accepted path, the learned optimizer and LM usage per level."""
+
+    candidates: list[CandidateRecord] = field(default_factory=list)
+    baseline_score: float | None = None  # the unoptimized student on the valset
+    returned_baseline: bool = False  # no candidate beat the student, which was returned unchanged
+    best_score: float | None = None
+    best_plan: dict[str, Any] | None = None
+    best_optimizers: dict[str, Any] = field(default_factory=dict)  # prompt-optimized spec per input, as dicts
+    usage: dict[str, LevelUsage] = field(default_factory=dict)
+    valset_size: int = 0
+    seed: int | None = None
+
+    @property
+    def accepted_path(self) -> list[int]:
+        return [c.index for c in self.candidates if c.accepted]
+
+    @property
+    def best_optimizer(self):
+        """The learned optimizer: an `OptimizerSpec` when it is a single step, else a plan node."""
+        from dspy_meta.plans.nodes import OptimizeStep, plan_from_dict
+
+        if self.best_plan is None:
+            return None
+        plan = plan_from_dict(self.best_plan)
+        return plan.spec if isinstance(plan, OptimizeStep) else plan
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"baseline_score": self.baseline_score, "returned_baseline": self.returned_baseline,
+                "best_score": self.best_score, "best_plan": self.best_plan, "best_optimizers": self.best_optimizers,
+                "accepted_path": self.accepted_path, "valset_size": self.valset_size, "seed": self.seed,
+                "usage": {level: u.to_dict() for level, u in self.usage.items()},
+                "candidates": [c.to_dict() for c in self.candidates]}

@@ -1,0 +1,112 @@
+"""`MetaTeleprompter`: metaTextGrad (paper section 3.4), a drop-in replacement for `dspy.MIPROv2`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+
+from dspy_meta.meta.budget import MetaBudget
+from dspy_meta.meta.prompt_optimizer import optimize_prompts
+from dspy_meta.meta.search import MetaSearch, SearchContext
+from dspy_meta.meta.structure_optimizer import as_library, optimize_structure
+from dspy_meta.optimizers.spec import OptimizerSpec
+from dspy_meta.plans.nodes import PlanLimits
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["MetaTeleprompter", "default_input_optimizers"]
+
+# MIPROv2.compile keywords a drop-in accepts; their work is done by the meta budget instead.
+_MIPRO_COMPILE_KEYWORDS = {
+    "num_trials", "minibatch", "minibatch_size", "minibatch_full_eval_steps", "program_aware_proposer",
+    "data_aware_proposer", "view_data_batch_size", "tip_aware_proposer", "fewshot_aware_proposer",
+    "requires_permission_to_run", "provide_traceback",
+}
+
+
+def default_input_optimizers(budget: MetaBudget, *, max_bootstrapped_demos: int = 4,
+                             max_labeled_demos: int = 4) -> dict[str, OptimizerSpec]:
+    """COPRO and MIPROv2 (prompt-optimized), plus BootstrapFewShot as a structure building block."""
+    return {
+        "copro": OptimizerSpec.create("copro", breadth=budget.copro_breadth, depth=budget.copro_depth),
+        "mipro_v2": OptimizerSpec.create("mipro_v2", num_candidates=budget.mipro_candidates,
+                                         num_trials=budget.mipro_trials,
+                                         max_bootstrapped_demos=max_bootstrapped_demos,
+                                         max_labeled_demos=max_labeled_demos),
+        "bootstrap_fewshot": OptimizerSpec.create("bootstrap_fewshot", max_bootstrapped_demos=max_bootstrapped_demos,
+                                                  max_labeled_demos=max_labeled_demos),
+    }
+
+
+class MetaTeleprompter(MetaSearch):
+    """metaTextGrad: prompt-optimize each input optimizer, then structure-optimize over the results.
+
+    Drop-in for `dspy.MIPROv2`::
+
+        tp = MetaTeleprompter(metric=metric, auto="light", num_threads=8)
+        optimized = tp.compile(program, trainset=trainset, valset=valset)
+
+    Args:
+        metric: ``metric(example, prediction, trace=None)``.
+        auto: "light" | "medium" | "heavy" budget preset (ignored when `budget` is given).
+        budget: an explicit `MetaBudget` (or dict, e.g. loaded from ``configs/*.yaml``).
+        optimizers: input optimizer specs (list or name -> spec); default COPRO, MIPROv2 and BootstrapFewShot.
+        task_model / prompt_model / meta_model: the program, optimizer and meta LMs (see `MetaSearch`).
+        max_bootstrapped_demos / max_labeled_demos: demo limits of the default inputs, as in MIPROv2.
+        num_threads, seed, display_progress: as in `MetaSearch` (``seed=0`` is honoured).
+
+    The returned program has ``meta_results_``: every candidate with its score, the accepted
+    path, the learned optimizers and plan, and LM usage per level.
+    """
+
+    def __init__(self, metric: Callable, *, auto: str | None = "light", budget: MetaBudget | dict | None = None,
+                 optimizers: Mapping[str, OptimizerSpec] | Sequence[OptimizerSpec] | None = None,
+                 task_model=None, prompt_model=None, meta_model=None, max_bootstrapped_demos: int = 4,
+                 max_labeled_demos: int = 4, num_threads: int | None = None, seed: int = 9,
+                 display_progress: bool = True, limits: PlanLimits | None = None):
+        super().__init__(metric, budget=budget, task_model=task_model, prompt_model=prompt_model,
+                         meta_model=meta_model, num_threads=num_threads, seed=seed,
+                         display_progress=display_progress)
+        self.auto = auto
+        self.optimizers = optimizers
+        self.max_bootstrapped_demos = max_bootstrapped_demos
+        self.max_labeled_demos = max_labeled_demos
+        self.limits = limits
+
+    def _resolve_budget(self) -> MetaBudget:
+        if self.budget is None and self.auto is None:
+            raise ValueError("set auto ('light', 'medium', 'heavy') or pass an explicit budget")
+        return super()._resolve_budget() if self.budget is not None else MetaBudget.from_auto(self.auto)
+
+    def _library(self, budget: MetaBudget) -> dict[str, OptimizerSpec]:
+        if self.optimizers is None:
+            return default_input_optimizers(budget, max_bootstrapped_demos=self.max_bootstrapped_demos,
+                                            max_labeled_demos=self.max_labeled_demos)
+        return as_library(self.optimizers)
+
+    def _validate_settings(self, budget: MetaBudget) -> None:
+        self._library(budget)
+
+    def _planned_candidates(self, budget: MetaBudget) -> int:
+        library = self._library(budget)
+        tunable = sum(1 for spec in library.values() if spec.prompts)
+        return len(library) * 2 + tunable * budget.prompt_steps + budget.structure_steps
+
+    def compile(self, student, *, trainset, teacher=None, valset=None, seed: int | None = None, **kwargs):
+        unknown = set(kwargs) - _MIPRO_COMPILE_KEYWORDS
+        if unknown:
+            raise TypeError(f"MetaTeleprompter.compile got unexpected keyword argument(s) {sorted(unknown)}")
+        if kwargs:
+            logger.info("ignoring MIPROv2-only compile options %s: the meta budget sets these", sorted(kwargs))
+        if teacher is not None:
+            logger.warning("teacher is not used by MetaTeleprompter; inner optimizers bootstrap from the student")
+        return super().compile(student, trainset=trainset, valset=valset, seed=seed)
+
+    def _run_search(self, ctx: SearchContext, budget: MetaBudget) -> None:
+        tuned = {}
+        for name, spec in self._library(budget).items():
+            best, _ = optimize_prompts(ctx, name, spec, steps=budget.prompt_steps, num_examples=budget.num_examples)
+            tuned[name] = best
+            ctx.results.best_optimizers[name] = best.to_dict()
+        optimize_structure(ctx, tuned, steps=budget.structure_steps, num_examples=budget.num_examples,
+                           limits=self.limits)
