@@ -28,6 +28,8 @@ def as_library(optimizers: Mapping[str, OptimizerSpec] | Sequence[OptimizerSpec]
     else:
         library = {}
         for spec in optimizers:
+            if not isinstance(spec, OptimizerSpec):
+                raise TypeError(f"input optimizers must be OptimizerSpec objects, got {type(spec).__name__}")
             base = spec.label or spec.kind
             name, n = base, 2
             while name in library:
