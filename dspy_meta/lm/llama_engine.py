@@ -1,0 +1,130 @@
+"""A DSPy 3.4 engine around `llama_cpp.Llama`: a real local model, in process.
+
+One `Llama` object is not thread-safe, so calls are serialized with a lock (the
+model uses every core anyway; parallel callers gain nothing on CPU). The model is
+loaded on the first call, not at construction.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any
+
+from dspy.lm15 import Message, Response, TextPart, Usage
+
+__all__ = ["LlamaCppEngine", "shared_engine"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_TOKENS = 512
+_INSTALL_HINT = ('llama-cpp-python is not installed. Install the portable build with:\n'
+                 '  CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF" '
+                 'python -m pip install --no-cache-dir llama-cpp-python==0.3.36')
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return "".join(getattr(part, "text", "") or "" for part in value)
+
+
+def _asks_for_json(messages: list[dict]) -> bool:
+    # DSPy's JSONAdapter sends no response_format to engines it cannot probe; it asks in the last message.
+    last_user = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+    return "Respond with a JSON object" in last_user
+
+
+class LlamaCppEngine:
+    """Engine protocol (`complete(Request) -> Response`) over a GGUF file.
+
+    Args:
+        model_path: the GGUF file.
+        n_ctx: context window in tokens.
+        n_threads: CPU threads (default: all cores).
+        default_max_tokens: cap when a request sets no ``max_tokens``.
+        seed: sampling seed when a request sets none.
+        name: model name reported in responses.
+    """
+
+    def __init__(self, model_path: str | os.PathLike, *, n_ctx: int = 4096, n_threads: int | None = None,
+                 default_max_tokens: int = DEFAULT_MAX_TOKENS, seed: int = 0, name: str | None = None):
+        self.model_path = str(model_path)
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads
+        self.default_max_tokens = default_max_tokens
+        self.seed = seed
+        self.name = name or os.path.basename(self.model_path)
+        self._llama = None
+        self._lock = threading.Lock()
+
+    def _model(self):
+        if self._llama is None:
+            try:
+                import llama_cpp
+            except ImportError as exc:
+                raise RuntimeError(_INSTALL_HINT) from exc
+            logger.info("loading %s (n_ctx=%d)", self.model_path, self.n_ctx)
+            self._llama = llama_cpp.Llama(model_path=self.model_path, n_ctx=self.n_ctx,
+                                          n_threads=self.n_threads or os.cpu_count() or 1, seed=self.seed,
+                                          verbose=False)
+        return self._llama
+
+    def complete(self, request) -> Response:
+        messages = []
+        system = _text(request.system)
+        if system:
+            messages.append({"role": "system", "content": system})
+        messages.extend({"role": m.role, "content": m.text or ""} for m in request.messages)
+        config = request.config
+        kwargs: dict[str, Any] = {
+            "max_tokens": config.max_tokens or self.default_max_tokens,
+            # Deterministic by default: a local default LM should give the same answer twice.
+            "temperature": 0.0 if config.temperature is None else config.temperature,
+            "seed": self.seed if config.seed is None else config.seed,
+        }
+        if config.top_p is not None:
+            kwargs["top_p"] = config.top_p
+        if config.stop:
+            kwargs["stop"] = list(config.stop)
+        if config.response_format is not None or _asks_for_json(messages):
+            kwargs["response_format"] = {"type": "json_object"}  # grammar-constrained JSON in llama.cpp
+        with self._lock:
+            result = self._model().create_chat_completion(messages=messages, **kwargs)
+        choice = result["choices"][0]
+        usage = result.get("usage") or {}
+        prompt_tokens, output_tokens = usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
+        return Response(
+            id=result.get("id"), model=self.name,
+            message=Message.assistant([TextPart(choice["message"].get("content") or "")]),
+            finish_reason="length" if choice.get("finish_reason") == "length" else "stop",
+            usage=Usage(input_tokens=prompt_tokens, output_tokens=output_tokens,
+                        total_tokens=prompt_tokens + output_tokens),
+        )
+
+    def stream(self, request):
+        from dspy.lm15 import response_to_events
+
+        return response_to_events(self.complete(request))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._llama is not None:
+                self._llama.close()
+                self._llama = None
+
+
+_SHARED: dict[tuple, LlamaCppEngine] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_engine(model_path: str | os.PathLike, **kwargs: Any) -> LlamaCppEngine:
+    """One engine per (file, settings) per process, so levels that name the same model share its memory."""
+    key = (str(model_path), tuple(sorted(kwargs.items())))
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            _SHARED[key] = LlamaCppEngine(model_path, **kwargs)
+        return _SHARED[key]

