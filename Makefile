@@ -1,0 +1,21 @@
+# One-command entry points (see README.md).
+PYTHON ?= python
+# llama.cpp's native build uses CPU instructions (AMX) some machines advertise but trap: build portably.
+LLAMA_CMAKE_ARGS = -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF
+
+.PHONY: setup demo test test-local
+
+setup:
+	@$(PYTHON) -c "import llama_cpp" 2>/dev/null || \
+		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PYTHON) -m pip install --no-cache-dir llama-cpp-python==0.3.36
+	$(PYTHON) -m pip install -e '.[dev,local]'
+
+demo: setup
+	LITELLM_LOCAL_MODEL_COST_MAP=True $(PYTHON) -m dspy_meta demo
+
+test:
+	$(PYTHON) -m pip install -q -e '.[dev]'
+	$(PYTHON) -m pytest -q
+
+test-local: setup
+	$(PYTHON) -m pytest -q -m local_lm

@@ -1,0 +1,5 @@
+import sys
+
+from dspy_meta.cli import main
+
+sys.exit(main())

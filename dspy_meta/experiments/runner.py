@@ -1,0 +1,153 @@
+"""Run an experiment config: every method x seed, scored on val and test, written to an output folder.
+
+Outputs: ``results.json`` (machine-readable), ``results.md`` (a table in the shape of the paper's
+Table 1 plus LM usage), ``trajectory.png`` (validation score against LM calls spent), and per
+method/seed the optimized program (``program.json``) and, for meta methods, the learned optimizers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import dspy
+from tqdm.auto import tqdm
+
+from dspy_meta.evaluation import score_program
+from dspy_meta.experiments.config import ExperimentConfig
+from dspy_meta.experiments.methods import run_method
+from dspy_meta.meta.usage import LEVELS, UsageMeter
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["run_experiment", "write_outputs"]
+
+
+def _trajectory(program, val_score: float, usage: dict) -> list[tuple[int, float]]:
+    """(cumulative LM calls, best validation score so far) points for the plot."""
+    results = getattr(program, "meta_results_", None)
+    if results is None:
+        return [(sum(u["calls"] for u in usage.values()), val_score)]
+    points, calls, best = [], 0, results.baseline_score or 0.0
+    points.append((0, best))
+    for candidate in results.candidates:
+        calls += sum(u.calls for u in candidate.usage.values())
+        if candidate.score is not None and candidate.score > best:
+            best = candidate.score
+        points.append((calls, best))
+    return points
+
+
+def _run_one(method: str, task, lms: dict, config: ExperimentConfig, seed: int, out_dir: Path) -> dict[str, Any]:
+    meters = {level: UsageMeter(level) for level in LEVELS}
+    metered = {level: meters[level].attach(lm) for level, lm in lms.items()}
+    started = time.perf_counter()
+    program = run_method(method, task.make_program(), task, metered, config, seed)
+    compile_seconds = time.perf_counter() - started
+    usage = {level: meters[level].snapshot().to_dict() for level in LEVELS}
+    # Scoring is measured apart from optimization, on the unmetered program LM.
+    val = score_program(program, task.val, task.metric, num_threads=config.num_threads, lm=lms["program"])
+    test = score_program(program, task.test, task.metric, num_threads=config.num_threads, lm=lms["program"])
+    run_dir = out_dir / method / f"seed{seed}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    program.save(str(run_dir / "program.json"))
+    record = {"method": method, "seed": seed, "val": val, "test": test, "usage": usage,
+              "compile_seconds": round(compile_seconds, 2), "wall_seconds": round(time.perf_counter() - started, 2),
+              "trajectory": _trajectory(program, val, usage)}
+    results = getattr(program, "meta_results_", None)
+    if results is not None:
+        (run_dir / "meta_results.json").write_text(json.dumps(results.to_dict(), indent=1))
+        (run_dir / "learned_optimizers.json").write_text(json.dumps(
+            {"best_optimizers": results.best_optimizers, "best_plan": results.best_plan}, indent=1))
+        record["meta_val_baseline"] = results.baseline_score
+    return record
+
+
+def _summary(records: list[dict]) -> dict[str, dict]:
+    summary = {}
+    for method in dict.fromkeys(r["method"] for r in records):
+        rows = [r for r in records if r["method"] == method]
+        entry = {}
+        for split in ("val", "test"):
+            values = [r[split] for r in rows]
+            entry[split] = {"mean": statistics.fmean(values),
+                            "std": statistics.pstdev(values) if len(values) > 1 else 0.0, "per_seed": values}
+        entry["usage"] = {level: {key: statistics.fmean(r["usage"][level][key] or 0 for r in rows)
+                                  for key in ("calls", "input_tokens", "output_tokens")} for level in LEVELS}
+        entry["wall_seconds"] = statistics.fmean(r["wall_seconds"] for r in rows)
+        summary[method] = entry
+    return summary
+
+
+def run_experiment(config: ExperimentConfig, *, seeds: list[int] | None = None, output: str | Path | None = None,
+                   lms: dict[str, dspy.BaseLM] | None = None) -> dict[str, Any]:
+    """Run every method for every seed; write the outputs; return the results dict.
+
+    `lms` (program / optimizer / meta) replaces the config's LMs, e.g. with scripted LMs in tests.
+    """
+    seeds = list(seeds) if seeds is not None else list(config.seeds)
+    out_dir = Path(output) if output else Path(config.output_dir) / config.name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    task = config.task.load()
+    lms = lms or {level: lm_config.build() for level, lm_config in config.lms.items()}
+    records = []
+    runs = [(seed, method) for seed in seeds for method in config.methods]
+    with dspy.context(lm=lms["program"]):
+        for seed, method in tqdm(runs, desc=config.name, unit="run"):
+            logger.info("running %s, seed %d", method, seed)
+            records.append(_run_one(method, task, lms, config, seed, out_dir))
+    results = {"config": config.to_dict(), "task": {"name": task.name, "description": task.description,
+                                                    "source": task.source, "split_note": task.split_note,
+                                                    "sizes": [len(task.train), len(task.val), len(task.test)]},
+               "seeds": seeds, "runs": records, "summary": _summary(records)}
+    write_outputs(results, out_dir)
+    return results
+
+
+def markdown_table(results: dict[str, Any]) -> str:
+    task = results["task"]
+    lines = [f"Task: {task['name']} ({task['description']}); train/val/test = "
+             f"{'/'.join(map(str, task['sizes']))}; seeds {results['seeds']}", "",
+             "| Method | Val | Test | program calls | optimizer calls | meta calls | tokens in/out (all levels) "
+             "| wall s |", "|---|---|---|---|---|---|---|---|"]
+    for method, entry in results["summary"].items():
+        usage = entry["usage"]
+        tokens_in = sum(u["input_tokens"] for u in usage.values())
+        tokens_out = sum(u["output_tokens"] for u in usage.values())
+        cells = [f"{entry[s]['mean']:.2f} ± {entry[s]['std']:.2f}" for s in ("val", "test")]
+        lines.append(f"| {method} | {cells[0]} | {cells[1]} | {usage['program']['calls']:.0f} | "
+                     f"{usage['optimizer']['calls']:.0f} | {usage['meta']['calls']:.0f} | "
+                     f"{tokens_in:.0f}/{tokens_out:.0f} | {entry['wall_seconds']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _plot(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for method in results["summary"]:
+        for run in (r for r in results["runs"] if r["method"] == method):
+            xs, ys = zip(*run["trajectory"], strict=True)
+            style = "-o" if len(xs) > 1 else "o"
+            ax.plot(xs, ys, style, markersize=4, label=f"{method} (seed {run['seed']})")
+    ax.set_xlabel("LM calls spent optimizing (all levels)")
+    ax.set_ylabel("best validation score")
+    ax.set_title(results["task"]["name"])
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_outputs(results: dict[str, Any], out_dir: Path) -> None:
+    (out_dir / "results.json").write_text(json.dumps(results, indent=1))
+    (out_dir / "results.md").write_text(markdown_table(results))
+    _plot(results, out_dir / "trajectory.png")
