@@ -8,14 +8,16 @@ LLAMA_CMAKE_ARGS = -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF
 setup:
 	@$(PYTHON) -c "import llama_cpp" 2>/dev/null || \
 		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PYTHON) -m pip install --no-cache-dir llama-cpp-python==0.3.36
-	$(PYTHON) -m pip install -e '.[dev,local]'
+	$(PYTHON) -m pip install -q -e '.[dev,local]'
 
 demo: setup
 	LITELLM_LOCAL_MODEL_COST_MAP=True $(PYTHON) -m dspy_meta demo
 
+# The README's test command: the fast suite (scripted LMs, no model, no API key).
 test:
 	$(PYTHON) -m pip install -q -e '.[dev]'
 	$(PYTHON) -m pytest -q
 
+# Tests against the real local model (slower; needs `make setup`).
 test-local: setup
 	$(PYTHON) -m pytest -q -m local_lm
