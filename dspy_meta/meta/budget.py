@@ -20,6 +20,7 @@ class MetaBudget:
         prompt_steps: meta prompt proposals per inner optimizer.
         structure_steps: composite-plan proposals.
         num_examples: training examples the meta LM sees per proposal.
+        proposal_attempts: tries per step when the meta LM's proposal is invalid (the reason is fed back).
         max_valset: validation examples used for scoring (a seeded sample when the valset is larger).
         copro_breadth / copro_depth: the default COPRO input's budget.
         mipro_candidates / mipro_trials: the default MIPROv2 input's budget.
@@ -28,6 +29,7 @@ class MetaBudget:
     prompt_steps: int = 2
     structure_steps: int = 2
     num_examples: int = 5
+    proposal_attempts: int = 2
     max_valset: int = 100
     copro_breadth: int = 4
     copro_depth: int = 2

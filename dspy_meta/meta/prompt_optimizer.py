@@ -65,8 +65,8 @@ def parse_prompt_proposal(text: str, current: PromptSet) -> dict[str, PromptTemp
     return updates
 
 
-def optimize_prompts(ctx: SearchContext, name: str, spec: OptimizerSpec, *, steps: int,
-                     num_examples: int) -> tuple[OptimizerSpec, float | None]:
+def optimize_prompts(ctx: SearchContext, name: str, spec: OptimizerSpec, *, steps: int, num_examples: int,
+                     attempts: int = 2) -> tuple[OptimizerSpec, float | None]:
     """Initialize, then `steps` rounds of propose / update. Returns the best spec and its score."""
     stage = f"prompt:{name}"
     initial = ctx.evaluate(OptimizeStep(spec, ref=name), f"initial:{name}", best_before=None)
@@ -76,18 +76,20 @@ def optimize_prompts(ctx: SearchContext, name: str, spec: OptimizerSpec, *, step
     history = [(spec.prompts, initial.score)]
     description = get_kind(spec.kind).description
     for step in range(steps):
-        try:
-            with dspy.context(lm=ctx.meta_lm_for(step)):
-                proposal = dspy.Predict(ProposeOptimizerPrompts)(
-                    task_examples=render_examples(ctx.trainset, num_examples, ctx.rng),
-                    optimizer_description=description,
-                    current_prompts=render_json({k: t.instructions for k, t in best_spec.prompts.items()}),
-                    history=_render_history(history),
-                )
-            updates = parse_prompt_proposal(proposal.new_prompts, best_spec.prompts)
-        except Exception as exc:  # the meta LM's output is untrusted: any failure is a rejected proposal
-            ctx.reject(stage, f"invalid proposal: {exc}", best_before=best_score)
+        def ask(feedback: str):
+            proposal = dspy.Predict(ProposeOptimizerPrompts)(
+                task_examples=render_examples(ctx.trainset, num_examples, ctx.rng),
+                optimizer_description=description,
+                current_prompts=render_json({k: t.instructions for k, t in best_spec.prompts.items()}),
+                history=_render_history(history),
+                feedback=feedback,
+            )
+            return proposal, parse_prompt_proposal(proposal.new_prompts, best_spec.prompts)
+
+        answer = ctx.propose(stage, f"prompt:{name}:{step}", ask, attempts, best_score)
+        if answer is None:
             continue
+        proposal, updates = answer
         candidate = best_spec.with_prompts(**updates)
         record = ctx.evaluate(OptimizeStep(candidate, ref=name), stage, best_before=best_score,
                               analysis=str(proposal.task_analysis or ""))
@@ -134,5 +136,6 @@ class MetaPromptOptimizer(MetaSearch):
     def _run_search(self, ctx: SearchContext, budget: MetaBudget) -> None:
         spec = self.optimizer or OptimizerSpec.create("copro", breadth=budget.copro_breadth, depth=budget.copro_depth)
         name = spec.label or spec.kind
-        best, _ = optimize_prompts(ctx, name, spec, steps=budget.prompt_steps, num_examples=budget.num_examples)
+        best, _ = optimize_prompts(ctx, name, spec, steps=budget.prompt_steps, num_examples=budget.num_examples,
+                                   attempts=budget.proposal_attempts)
         ctx.results.best_optimizers[name] = best.to_dict()

@@ -29,13 +29,15 @@ class ProposeOptimizerPrompts(dspy.Signature):
     scored well, move away from what did not.
 
     Return `new_prompts` as a JSON object that maps prompt names (a subset of those in `current_prompts`) to
-    their complete new text. Do not invent new prompt names."""
+    their complete new text. Every prompt you return must differ from its current text. Do not invent new
+    prompt names."""
 
     task_examples: str = dspy.InputField(desc="Randomly sampled training examples of the task.")
     optimizer_description: str = dspy.InputField(desc="What the optimizer does with its prompts.")
     current_prompts: str = dspy.InputField(desc="JSON object: prompt name -> text, of the best optimizer so far.")
     history: str = dspy.InputField(
         desc="Prompt sets tried so far with the validation score of the program each produced (higher is better).")
+    feedback: str = dspy.InputField(desc="Why the previous proposal was rejected, if it was.")
     task_analysis: str = dspy.OutputField(desc="The type of task, its format, and what makes it hard.")
     new_prompts: str = dspy.OutputField(desc="JSON object: prompt name -> new prompt text.")
 

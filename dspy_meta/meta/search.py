@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import zlib
 from abc import abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -127,9 +128,26 @@ class SearchContext:
             analysis=analysis, usage=self._usage_since_last_record()))
         self.progress.update(1)
 
-    def meta_lm_for(self, step: int) -> dspy.BaseLM:
-        """The meta LM with a rollout id per step: diverse samples without turning the cache off."""
-        return self.meta_lm.copy(rollout_id=self.seed * 100_003 + step, temperature=1.0)
+    def meta_lm_for(self, key: str) -> dspy.BaseLM:
+        """The meta LM with a rollout id per proposal: diverse samples without turning the cache off."""
+        return self.meta_lm.copy(rollout_id=zlib.crc32(f"{self.seed}:{key}".encode()), temperature=1.0)
+
+    def propose(self, stage: str, key: str, ask: Callable[[str], Any], attempts: int,
+                best_before: float | None) -> Any:
+        """Ask the meta LM up to `attempts` times; `ask(feedback)` returns a validated proposal or raises.
+
+        Each invalid answer is recorded as a rejected candidate and its reason is fed back to the
+        next attempt. Returns None when every attempt was rejected.
+        """
+        feedback = "none"
+        for attempt in range(attempts):
+            try:
+                with dspy.context(lm=self.meta_lm_for(f"{key}:{attempt}")):
+                    return ask(feedback)
+            except Exception as exc:  # the meta LM's output is untrusted: any failure is a rejection
+                self.reject(stage, f"invalid proposal: {exc}", best_before=best_before)
+                feedback = f"Your previous proposal was rejected: {exc}"
+        return None
 
     @property
     def best_program(self) -> tuple[float, dspy.Module] | None:

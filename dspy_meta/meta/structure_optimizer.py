@@ -81,7 +81,7 @@ def _plan_format(library: Mapping[str, OptimizerSpec], limits: PlanLimits) -> st
 
 
 def optimize_structure(ctx: SearchContext, library: Mapping[str, OptimizerSpec], *, steps: int, num_examples: int,
-                       limits: PlanLimits | None = None) -> tuple[PlanNode | None, float | None]:
+                       attempts: int = 2, limits: PlanLimits | None = None) -> tuple[PlanNode | None, float | None]:
     """Initialize with each input optimizer, then `steps` proposals of composite plans."""
     limits = limits or PlanLimits()
     tried: list[tuple[PlanNode, float | None]] = []
@@ -92,27 +92,22 @@ def optimize_structure(ctx: SearchContext, library: Mapping[str, OptimizerSpec],
         tried.append((plan, record.score))
         if record.accepted:
             best_plan, best_score = plan, record.score
-    feedback = "none"
-    offset = 1000  # rollout ids distinct from the prompt stage's
     for step in range(steps):
-        analysis = ""
-        try:
-            with dspy.context(lm=ctx.meta_lm_for(offset + step)):
-                proposal = dspy.Predict(ProposeCompositeOptimizer)(
-                    task_examples=render_examples(ctx.trainset, num_examples, ctx.rng),
-                    available_optimizers=_describe_library(library),
-                    plan_format=_plan_format(library, limits),
-                    tried_plans=_render_tried(tried),
-                    feedback=feedback,
-                )
-            analysis = str(proposal.analysis or "")
-            plan = parse_plan(str(proposal.plan or ""), library=library, limits=limits)
-        except Exception as exc:  # untrusted output: reject with the reason and tell the meta LM next time
-            feedback = f"Your previous plan was rejected: {exc}"
-            ctx.reject("structure", f"invalid plan: {exc}", analysis=analysis, best_before=best_score)
+        def ask(feedback: str):
+            proposal = dspy.Predict(ProposeCompositeOptimizer)(
+                task_examples=render_examples(ctx.trainset, num_examples, ctx.rng),
+                available_optimizers=_describe_library(library),
+                plan_format=_plan_format(library, limits),
+                tried_plans=_render_tried(tried),
+                feedback=feedback,
+            )
+            return proposal, parse_plan(str(proposal.plan or ""), library=library, limits=limits)
+
+        answer = ctx.propose("structure", f"structure:{step}", ask, attempts, best_score)
+        if answer is None:
             continue
-        feedback = "none"
-        record = ctx.evaluate(plan, "structure", best_before=best_score, analysis=analysis)
+        proposal, plan = answer
+        record = ctx.evaluate(plan, "structure", best_before=best_score, analysis=str(proposal.analysis or ""))
         tried.append((plan, record.score))
         if record.accepted:
             best_plan, best_score = plan, record.score
@@ -153,6 +148,6 @@ class MetaStructureOptimizer(MetaSearch):
     def _run_search(self, ctx: SearchContext, budget: MetaBudget) -> None:
         library = as_library(self.optimizers)
         optimize_structure(ctx, library, steps=budget.structure_steps, num_examples=budget.num_examples,
-                           limits=self.limits)
+                           attempts=budget.proposal_attempts, limits=self.limits)
         ctx.results.best_optimizers.update({name: spec.to_dict() for name, spec in library.items()})
 

@@ -105,8 +105,9 @@ class MetaTeleprompter(MetaSearch):
     def _run_search(self, ctx: SearchContext, budget: MetaBudget) -> None:
         tuned = {}
         for name, spec in self._library(budget).items():
-            best, _ = optimize_prompts(ctx, name, spec, steps=budget.prompt_steps, num_examples=budget.num_examples)
+            best, _ = optimize_prompts(ctx, name, spec, steps=budget.prompt_steps, num_examples=budget.num_examples,
+                                       attempts=budget.proposal_attempts)
             tuned[name] = best
             ctx.results.best_optimizers[name] = best.to_dict()
         optimize_structure(ctx, tuned, steps=budget.structure_steps, num_examples=budget.num_examples,
-                           limits=self.limits)
+                           attempts=budget.proposal_attempts, limits=self.limits)

@@ -62,11 +62,15 @@ def test_a_worse_prompt_is_rejected(lms, shout_data):
     ({"task_analysis": "x", "new_prompts": json.dumps({"basic_generate_instruction": ""})}, "is empty"),
 ])
 def test_garbage_is_rejected_with_a_logged_reason_and_the_run_finishes(lms, shout_data, caplog, answer, reason):
+    meta_engine = ScriptedEngine(lambda call: answer)
     with caplog.at_level(logging.WARNING, logger="dspy_meta"):
-        program = _compile(lms, shout_data, ScriptedEngine(lambda call: answer), steps=2)
+        program = _compile(lms, shout_data, meta_engine, steps=2)
     results = program.meta_results_
     rejected = [c for c in results.candidates if c.stage == "prompt:copro"]
-    assert len(rejected) == 2 and all(c.score is None and reason in c.reason for c in rejected)
+    # two steps, two attempts each; each retry is told why the previous answer was rejected
+    assert len(rejected) == 4 and all(c.score is None and reason in c.reason for c in rejected)
+    feedback = [c.inputs["feedback"] for c in meta_engine.calls]
+    assert feedback[0] == "none" and feedback[-1].startswith("Your previous proposal was rejected")
     assert any(reason in message for message in caplog.messages)
     assert results.best_optimizer == COPRO
     assert results.returned_baseline  # nothing beat the unoptimized program

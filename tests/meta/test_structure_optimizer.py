@@ -42,7 +42,9 @@ def test_invalid_plan_is_rejected_fed_back_and_a_valid_one_wins(shout_data):
     results = program.meta_results_
     stages = [(c.stage, c.score, c.accepted) for c in results.candidates]
     assert stages == [("structure-init:copro", 0.0, True), ("structure-init:bootstrap", 0.0, False),
-                      ("structure", None, False), ("structure", 1.0, True)]
+                      ("structure", None, False), ("structure", 1.0, True),  # step 1: retry after feedback
+                      ("structure", None, False), ("structure", 1.0, False)]  # step 2: same plan again
+    assert results.candidates[-1].reused
     assert "unknown optimizer 'textgrad'" in results.candidates[2].reason
     assert "unknown optimizer 'textgrad'" in meta_engine.calls[1].inputs["feedback"]
     # the meta LM was shown the optimizers and the plans tried so far
@@ -60,7 +62,7 @@ def test_garbage_plans_never_crash_the_run(shout_data, plan_text):
     meta_engine = ScriptedEngine(lambda call: {"analysis": "", "plan": plan_text})
     program = _optimizer(meta_engine).compile(Shout(), trainset=shout_data[0], valset=shout_data[1])
     rejected = [c for c in program.meta_results_.candidates if c.stage == "structure"]
-    assert len(rejected) == 2 and all(c.score is None and c.reason.startswith("invalid plan") for c in rejected)
+    assert len(rejected) == 4 and all(c.score is None and c.reason.startswith("invalid proposal") for c in rejected)
 
 
 def test_repeated_plan_is_not_run_again(shout_data):
