@@ -76,17 +76,19 @@ def optimize_prompts(ctx: SearchContext, name: str, spec: OptimizerSpec, *, step
     history = [(spec.prompts, initial.score)]
     description = get_kind(spec.kind).description
     for step in range(steps):
-        def ask(feedback: str):
-            proposal = dspy.Predict(ProposeOptimizerPrompts)(
-                task_examples=render_examples(ctx.trainset, num_examples, ctx.rng),
+        def request(feedback: str, rng):
+            return dspy.Predict(ProposeOptimizerPrompts)(
+                task_examples=render_examples(ctx.trainset, num_examples, rng),
                 optimizer_description=description,
                 current_prompts=render_json({k: t.instructions for k, t in best_spec.prompts.items()}),
                 history=_render_history(history),
                 feedback=feedback,
             )
-            return proposal, parse_prompt_proposal(proposal.new_prompts, best_spec.prompts)
 
-        answer = ctx.propose(stage, f"prompt:{name}:{step}", ask, attempts, best_score)
+        def parse(proposal):
+            return parse_prompt_proposal(proposal.new_prompts, best_spec.prompts)
+
+        answer = ctx.propose(stage, f"prompt:{name}:{step}", request, parse, attempts, best_score)
         if answer is None:
             continue
         proposal, updates = answer
@@ -128,6 +130,9 @@ class MetaPromptOptimizer(MetaSearch):
 
     def _planned_candidates(self, budget: MetaBudget) -> int:
         return 1 + budget.prompt_steps
+
+    def _fingerprint(self, budget: MetaBudget) -> dict:
+        return {"optimizer_spec": self.optimizer.to_dict() if self.optimizer else None}
 
     def _validate_settings(self, budget: MetaBudget) -> None:
         if self.optimizer is not None and not isinstance(self.optimizer, OptimizerSpec):

@@ -43,6 +43,7 @@ class MetaResults:
     candidates: list[CandidateRecord] = field(default_factory=list)
     baseline_score: float | None = None  # the unoptimized student on the valset
     returned_baseline: bool = False  # no candidate beat the student, which was returned unchanged
+    stopped_reason: str | None = None  # set when a usage limit ended the run early
     best_score: float | None = None
     best_plan: dict[str, Any] | None = None
     best_optimizers: dict[str, Any] = field(default_factory=dict)  # prompt-optimized spec per input, as dicts
@@ -66,6 +67,7 @@ class MetaResults:
 
     def to_dict(self) -> dict[str, Any]:
         return {"baseline_score": self.baseline_score, "returned_baseline": self.returned_baseline,
+                "stopped_reason": self.stopped_reason,
                 "best_score": self.best_score, "best_plan": self.best_plan, "best_optimizers": self.best_optimizers,
                 "accepted_path": self.accepted_path, "valset_size": self.valset_size, "seed": self.seed,
                 "usage": {level: u.to_dict() for level, u in self.usage.items()},

@@ -8,9 +8,11 @@ candidates so they are never run twice, and assembles the results.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
+import threading
 import zlib
 from abc import abstractmethod
 from collections.abc import Callable
@@ -24,13 +26,20 @@ from tqdm.auto import tqdm
 from dspy_meta.evaluation import score_program
 from dspy_meta.meta.budget import MetaBudget
 from dspy_meta.meta.results import CandidateRecord, MetaResults
-from dspy_meta.meta.usage import LEVELS, LevelUsage, UsageMeter
+from dspy_meta.meta.storage import RunStore
+from dspy_meta.meta.usage import (
+    LEVELS, BudgetExhausted, LevelUsage, PermanentLMError, StopRun, UsageLimits, UsageMeter, guard_meters,
+)
 from dspy_meta.plans.composite import CompositeOptimizer
 from dspy_meta.plans.nodes import PlanNode
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MetaSearch", "SearchContext", "split_trainset"]
+__all__ = ["MetaSearch", "SearchContext", "RunFailed", "split_trainset"]
+
+
+class RunFailed(RuntimeError):
+    """The run stopped on an error retrying cannot fix; finished work is in the run_dir checkpoint."""
 
 
 def split_trainset(trainset: list) -> tuple[list, list]:
@@ -59,9 +68,9 @@ class SearchContext:
     meta_lm: dspy.BaseLM
     num_threads: int | None
     seed: int
-    rng: random.Random
     meters: dict[str, UsageMeter]
     progress: Any
+    store: RunStore | None = None
     results: MetaResults = field(default_factory=MetaResults)
     _programs: dict[str, tuple[float | None, dspy.Module | None, str]] = field(default_factory=dict)
     _best: tuple[float, dspy.Module] | None = None
@@ -94,17 +103,7 @@ class SearchContext:
             record.score, program, record.reason = self._programs[key]
             record.reused = True
         else:
-            program = None
-            try:
-                composite = CompositeOptimizer(plan, self.metric, prompt_model=self.prompt_lm, task_model=self.task_lm,
-                                               num_threads=self.num_threads, seed=self.seed)
-                program = composite.compile(self.student.deepcopy(), trainset=self.trainset, valset=self.valset)
-                record.score = score_program(program, self.valset, self.metric, num_threads=self.num_threads,
-                                             lm=self.task_lm)
-            except Exception as exc:  # one failing candidate must not end the run
-                logger.warning("candidate %d (%s) failed: %s: %s", record.index, stage, type(exc).__name__, exc)
-                record.reason = f"run failed: {type(exc).__name__}: {exc}"
-                program = None
+            record.score, program, record.reason = self._run_candidate(plan, key, record.index, stage)
             self._programs[key] = (record.score, program, record.reason)
         if record.score is not None:
             record.accepted = best_before is None or record.score > best_before
@@ -120,6 +119,50 @@ class SearchContext:
         self.progress.set_postfix(best=self.results.best_score)
         return record
 
+    def _run_candidate(self, plan: PlanNode, key: str, index: int, stage: str):
+        """(score, program, reason) of one plan: from the checkpoint when it finished before, else by running it."""
+        saved = self.store.get("candidates", key) if self.store else None
+        if saved is not None:
+            self._add_usage(saved["usage"])
+            program = None
+            if saved["program_state"] is not None:
+                program = self.student.deepcopy()
+                program.load_state(saved["program_state"])
+            return saved["score"], program, saved["reason"]
+        before = self.usage()
+        score, program, reason = None, None, ""
+        try:
+            composite = CompositeOptimizer(plan, self.metric, prompt_model=self.prompt_lm, task_model=self.task_lm,
+                                           num_threads=self.num_threads, seed=self.seed)
+            program = composite.compile(self.student.deepcopy(), trainset=self.trainset, valset=self.valset)
+            score = score_program(program, self.valset, self.metric, num_threads=self.num_threads, lm=self.task_lm)
+        except Exception as exc:  # one failing candidate must not end the run
+            logger.warning("candidate %d (%s) failed: %s: %s", index, stage, type(exc).__name__, exc)
+            score, program, reason = None, None, f"run failed: {type(exc).__name__}: {exc}"
+        if self.store:
+            spent = {level: u.minus(before[level]).to_dict() for level, u in self.usage().items()}
+            state = program.dump_state() if program is not None else None
+            self.store.put("candidates", key, {"score": score, "reason": reason, "program_state": state,
+                                               "usage": spent})
+        return score, program, reason
+
+    def _add_usage(self, usage: dict[str, dict]) -> None:
+        for level, spent in usage.items():
+            self.meters[level].add(LevelUsage.from_dict(spent))
+
+    def checkpointed(self, kind: str, key: str, work: Callable[[], Any], encode=lambda x: x, decode=lambda x: x):
+        """`work()`'s result, from the checkpoint when it finished before; else run it and save it."""
+        saved = self.store.get(kind, key) if self.store else None
+        if saved is not None:
+            self._add_usage(saved["usage"])
+            return decode(saved["value"])
+        before = self.usage()
+        value = work()
+        if self.store:
+            spent = {level: u.minus(before[level]).to_dict() for level, u in self.usage().items()}
+            self.store.put(kind, key, {"value": encode(value), "usage": spent})
+        return value
+
     def reject(self, stage: str, reason: str, *, analysis: str = "", best_before: float | None = None) -> None:
         """Record a proposal that was refused before running (unparseable, invalid, repeated)."""
         logger.warning("rejected %s proposal: %s", stage, reason)
@@ -132,18 +175,35 @@ class SearchContext:
         """The meta LM with a rollout id per proposal: diverse samples without turning the cache off."""
         return self.meta_lm.copy(rollout_id=zlib.crc32(f"{self.seed}:{key}".encode()), temperature=1.0)
 
-    def propose(self, stage: str, key: str, ask: Callable[[str], Any], attempts: int,
-                best_before: float | None) -> Any:
-        """Ask the meta LM up to `attempts` times; `ask(feedback)` returns a validated proposal or raises.
+    def propose(self, stage: str, key: str, request: Callable[[str, random.Random], Any],
+                parse: Callable[[Any], Any], attempts: int, best_before: float | None) -> Any:
+        """Ask the meta LM up to `attempts` times; returns ``(prediction, parse(prediction))`` or None.
 
-        Each invalid answer is recorded as a rejected candidate and its reason is fed back to the
-        next attempt. Returns None when every attempt was rejected.
+        `request(feedback, rng)` makes the LM call (its answer is checkpointed, so a resumed run
+        does not ask again); `parse` validates it and raises on anything invalid. Each invalid
+        answer is recorded as a rejected candidate and its reason fed back to the next attempt.
+        The rng is derived from the proposal's key, so resuming does not shift later samples.
         """
         feedback = "none"
         for attempt in range(attempts):
+            attempt_key = f"{key}:{attempt}"
+
+            def ask():
+                rng = random.Random(f"{self.seed}:{attempt_key}")
+                try:
+                    with dspy.context(lm=self.meta_lm_for(attempt_key)):
+                        return {"outputs": dict(request(feedback, rng).items())}
+                except StopRun:
+                    raise
+                except Exception as exc:  # an answer the adapter cannot parse is a rejected proposal too
+                    return {"error": f"{type(exc).__name__}: {exc}"}
+
+            answer = self.checkpointed("proposals", attempt_key, ask)
             try:
-                with dspy.context(lm=self.meta_lm_for(f"{key}:{attempt}")):
-                    return ask(feedback)
+                if "error" in answer:
+                    raise ValueError(answer["error"])
+                prediction = dspy.Prediction(**answer["outputs"])
+                return prediction, parse(prediction)
             except Exception as exc:  # the meta LM's output is untrusted: any failure is a rejection
                 self.reject(stage, f"invalid proposal: {exc}", best_before=best_before)
                 feedback = f"Your previous proposal was rejected: {exc}"
@@ -166,11 +226,16 @@ class MetaSearch(Teleprompter):
         num_threads: threads for evaluations.
         seed: seeds example sampling and every inner optimizer run.
         display_progress: show a tqdm bar over candidates.
+        run_dir: checkpoint folder; re-running the same compile with it resumes a stopped run.
+        usage_limits: hard caps on LM calls / tokens / cost (`UsageLimits` or dict).
+        max_metric_failures: examples on which the metric may raise (each counts as failed) before
+            the candidate being scored fails.
     """
 
     def __init__(self, metric: Callable, *, budget: MetaBudget | dict | None = None, task_model=None,
                  prompt_model=None, meta_model=None, num_threads: int | None = None, seed: int = 9,
-                 display_progress: bool = True):
+                 display_progress: bool = True, run_dir: str | None = None,
+                 usage_limits: UsageLimits | dict | None = None, max_metric_failures: int = 10):
         self.metric = metric
         self.budget = budget
         self.task_model = task_model
@@ -179,17 +244,24 @@ class MetaSearch(Teleprompter):
         self.num_threads = num_threads
         self.seed = seed
         self.display_progress = display_progress
+        self.run_dir = run_dir
+        self.usage_limits = usage_limits
+        self.max_metric_failures = max_metric_failures
 
     # -- what subclasses write ---------------------------------------------------
     @abstractmethod
     def _run_search(self, ctx: SearchContext, budget: MetaBudget) -> None:
-        """Propose and evaluate candidates through `ctx.evaluate` / `ctx.reject`."""
+        """Propose and evaluate candidates through `ctx.evaluate` / `ctx.reject` / `ctx.propose`."""
 
     def _planned_candidates(self, budget: MetaBudget) -> int | None:
         return None
 
     def _validate_settings(self, budget: MetaBudget) -> None:
         """Raise on bad constructor arguments; called before any LM call."""
+
+    def _fingerprint(self, budget: MetaBudget) -> dict[str, Any]:
+        """What must match for a run_dir to be resumed; subclasses add their inputs."""
+        return {}
 
     # -- compile --------------------------------------------------------------------
     def _resolve_budget(self) -> MetaBudget:
@@ -199,15 +271,24 @@ class MetaSearch(Teleprompter):
             return self.budget
         return MetaBudget.from_dict(self.budget)
 
+    def _resolve_limits(self) -> UsageLimits | None:
+        if self.usage_limits is None or isinstance(self.usage_limits, UsageLimits):
+            return self.usage_limits
+        return UsageLimits.from_dict(self.usage_limits)
+
     def compile(self, student, *, trainset, teacher=None, valset=None, seed: int | None = None, **kwargs):
         """Meta-optimize and return a deep copy of `student` (same class) with the best program's state.
 
-        The returned program carries ``meta_results_`` (a `MetaResults`).
+        The returned program carries ``meta_results_`` (a `MetaResults`). Every input is checked
+        before the first LM call.
         """
         seed = self.seed if seed is None else seed
         budget = self._resolve_budget()
+        limits = self._resolve_limits()
         self._validate_settings(budget)
         trainset, valset = self._validate_data(student, trainset, valset)
+        metric = _GuardedMetric(self.metric, self.max_metric_failures)
+        metric.probe(valset[0])
         if len(valset) > budget.max_valset:
             valset = random.Random(seed).sample(valset, budget.max_valset)
         task_lm = self.task_model or dspy.settings.lm
@@ -215,33 +296,50 @@ class MetaSearch(Teleprompter):
             raise ValueError("no program LM: pass task_model=... or call dspy.configure(lm=...) before compile")
         prompt_lm = self.prompt_model or task_lm
         meta_lm = self.meta_model or prompt_lm
+        store = None
+        if self.run_dir is not None:
+            store = RunStore(self.run_dir)
+            fingerprint = {"optimizer": type(self).__name__, "seed": seed, "budget": budget.to_dict(),
+                           "trainset": _data_hash(trainset), "valset": _data_hash(valset),
+                           "student": _data_hash(student.dump_state()), **self._fingerprint(budget)}
+            if store.open(fingerprint):
+                logger.info("resuming the run in %s", self.run_dir)
         meters = {level: UsageMeter(level) for level in LEVELS}
+        guard_meters(meters, limits)
         with tqdm(total=self._planned_candidates(budget), desc=type(self).__name__, unit="candidate",
                   disable=not self.display_progress) as progress:
             ctx = SearchContext(
-                metric=self.metric, student=student, trainset=trainset, valset=valset,
+                metric=metric, student=student, trainset=trainset, valset=valset,
                 task_lm=meters["program"].attach(task_lm), prompt_lm=meters["optimizer"].attach(prompt_lm),
                 meta_lm=meters["meta"].attach(meta_lm), num_threads=self.num_threads, seed=seed,
-                rng=random.Random(seed), meters=meters, progress=progress,
+                meters=meters, progress=progress, store=store,
             )
             ctx.results.valset_size, ctx.results.seed = len(valset), seed
-            with dspy.context(lm=ctx.task_lm, disable_history=False):
-                baseline = score_program(student, valset, self.metric, num_threads=self.num_threads, lm=ctx.task_lm)
-                ctx.results.baseline_score = baseline
-                ctx.start_recording()
-                self._run_search(ctx, budget)
-        return self._finish(student, ctx, baseline)
+            try:
+                with dspy.context(lm=ctx.task_lm, disable_history=False):
+                    ctx.results.baseline_score = ctx.checkpointed("baseline", "baseline", lambda: score_program(
+                        student, valset, metric, num_threads=self.num_threads, lm=ctx.task_lm))
+                    ctx.start_recording()
+                    self._run_search(ctx, budget)
+            except BudgetExhausted as stop:
+                logger.warning("stopping: %s; returning the best program found so far", stop)
+                ctx.results.stopped_reason = f"budget: {stop}"
+            except PermanentLMError as stop:
+                where = f" Finished work is saved in {self.run_dir}." if self.run_dir else ""
+                raise RunFailed(f"{stop}. The run stopped.{where}") from stop.error
+        return self._finish(student, ctx)
 
-    def _finish(self, student, ctx: SearchContext, baseline: float):
+    def _finish(self, student, ctx: SearchContext):
         results = ctx.results
         results.usage = ctx.usage()
+        baseline = results.baseline_score
         best = ctx.best_program
         program = student.deepcopy()
-        if best is not None and best[0] > baseline:
+        if best is not None and best[1] is not None and (baseline is None or best[0] > baseline):
             for target, source in zip(program.predictors(), best[1].predictors(), strict=True):
                 target.load_state(source.dump_state())
         else:
-            logger.warning("no candidate optimizer beat the unoptimized program (%.3f); returning it unchanged",
+            logger.warning("no candidate optimizer beat the unoptimized program (%s); returning it unchanged",
                            baseline)
             results.returned_baseline = True
         program.meta_results_ = results
@@ -254,12 +352,92 @@ class MetaSearch(Teleprompter):
             raise TypeError(f"student must be a dspy.Module, got {type(student).__name__}")
         if not student.predictors():
             raise ValueError("student has no predictors to optimize")
-        if not trainset:
-            raise ValueError("trainset must not be empty")
-        trainset = list(trainset)
+        if not isinstance(self.max_metric_failures, int) or self.max_metric_failures < 0:
+            raise ValueError(f"max_metric_failures must be a non-negative integer, got {self.max_metric_failures!r}")
+        trainset = list(trainset or [])
         if valset is None:
             trainset, valset = split_trainset(trainset)
         valset = list(valset)
+        if len(trainset) < 2:
+            raise ValueError(f"trainset needs at least 2 examples, got {len(trainset)}")
         if not valset:
             raise ValueError("valset must not be empty")
+        wanted = _forward_inputs(student)
+        for name, data in (("trainset", trainset), ("valset", valset)):
+            for i, example in enumerate(data):
+                if not isinstance(example, dspy.Example):
+                    raise TypeError(f"{name}[{i}] must be a dspy.Example, got {type(example).__name__}")
+                if example._input_keys is None:
+                    raise ValueError(f"{name}[{i}] has no inputs marked; call .with_inputs(...) on every example")
+                missing = wanted - set(example.inputs().keys())
+                if missing:
+                    raise ValueError(f"{name}[{i}] lacks the program's input(s) {sorted(missing)}")
         return trainset, valset
+
+
+def _forward_inputs(student: dspy.Module) -> set[str]:
+    """Named parameters the program's forward requires (none when it takes **kwargs only)."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(student.forward).parameters.values()
+    except (TypeError, ValueError):
+        return set()
+    return {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            and p.default is p.empty}
+
+
+def _data_hash(data: Any) -> str:
+    text = json.dumps(data, sort_keys=True, default=repr) if not isinstance(data, list) else \
+        json.dumps([example.toDict() if isinstance(example, dspy.Example) else repr(example) for example in data],
+                   sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class _GuardedMetric:
+    """The user's metric, checked: a non-number is an error; an exception counts the example as failed.
+
+    After `max_failures` raising examples the next one raises, failing the candidate being scored.
+    """
+
+    def __init__(self, metric: Callable, max_failures: int):
+        self.metric = metric
+        self.max_failures = max_failures
+        self.failures = 0
+        self._lock = threading.Lock()
+        self.__name__ = getattr(metric, "__name__", "metric")
+
+    def probe(self, example: dspy.Example) -> None:
+        """Score a perfect prediction built from the example's labels, before any LM call."""
+        perfect = dspy.Prediction(**example.labels().toDict())
+        try:
+            value = self.metric(example, perfect, None)
+        except Exception as exc:
+            raise TypeError(f"the metric raised on a prediction equal to the example's labels: "
+                            f"{type(exc).__name__}: {exc}") from exc
+        _as_score(value)
+
+    def __call__(self, example, prediction, trace=None):
+        try:
+            value = self.metric(example, prediction, trace)
+        except Exception as exc:
+            with self._lock:
+                self.failures += 1
+                failures = self.failures
+            logger.warning("metric raised on an example (%d so far): %s: %s", failures, type(exc).__name__, exc)
+            if failures > self.max_failures:
+                raise RuntimeError(f"the metric raised on {failures} examples (max_metric_failures="
+                                   f"{self.max_failures})") from exc
+            return 0.0
+        return _as_score(value) if trace is None else value
+
+
+def _as_score(value: Any) -> float:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)):
+        return float(value)
+    score = getattr(value, "score", None)  # dspy.Prediction(score=..., feedback=...) as GEPA metrics return
+    if isinstance(score, (int, float)):
+        return float(score)
+    raise TypeError(f"the metric must return a number or bool, got {type(value).__name__}: {value!r:.80}")

@@ -93,17 +93,19 @@ def optimize_structure(ctx: SearchContext, library: Mapping[str, OptimizerSpec],
         if record.accepted:
             best_plan, best_score = plan, record.score
     for step in range(steps):
-        def ask(feedback: str):
-            proposal = dspy.Predict(ProposeCompositeOptimizer)(
-                task_examples=render_examples(ctx.trainset, num_examples, ctx.rng),
+        def request(feedback: str, rng):
+            return dspy.Predict(ProposeCompositeOptimizer)(
+                task_examples=render_examples(ctx.trainset, num_examples, rng),
                 available_optimizers=_describe_library(library),
                 plan_format=_plan_format(library, limits),
                 tried_plans=_render_tried(tried),
                 feedback=feedback,
             )
-            return proposal, parse_plan(str(proposal.plan or ""), library=library, limits=limits)
 
-        answer = ctx.propose("structure", f"structure:{step}", ask, attempts, best_score)
+        def parse(proposal):
+            return parse_plan(str(proposal.plan or ""), library=library, limits=limits)
+
+        answer = ctx.propose("structure", f"structure:{step}", request, parse, attempts, best_score)
         if answer is None:
             continue
         proposal, plan = answer
@@ -144,6 +146,9 @@ class MetaStructureOptimizer(MetaSearch):
 
     def _planned_candidates(self, budget: MetaBudget) -> int:
         return len(as_library(self.optimizers)) + budget.structure_steps
+
+    def _fingerprint(self, budget: MetaBudget) -> dict:
+        return {"inputs": {name: spec.to_dict() for name, spec in as_library(self.optimizers).items()}}
 
     def _run_search(self, ctx: SearchContext, budget: MetaBudget) -> None:
         library = as_library(self.optimizers)

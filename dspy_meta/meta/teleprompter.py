@@ -53,7 +53,8 @@ class MetaTeleprompter(MetaSearch):
         optimizers: input optimizer specs (list or name -> spec); default COPRO, MIPROv2 and BootstrapFewShot.
         task_model / prompt_model / meta_model: the program, optimizer and meta LMs (see `MetaSearch`).
         max_bootstrapped_demos / max_labeled_demos: demo limits of the default inputs, as in MIPROv2.
-        num_threads, seed, display_progress: as in `MetaSearch` (``seed=0`` is honoured).
+        num_threads, seed, display_progress, run_dir, usage_limits, max_metric_failures: as in `MetaSearch`
+            (``seed=0`` is honoured).
 
     The returned program has ``meta_results_``: every candidate with its score, the accepted
     path, the learned optimizers and plan, and LM usage per level.
@@ -63,10 +64,10 @@ class MetaTeleprompter(MetaSearch):
                  optimizers: Mapping[str, OptimizerSpec] | Sequence[OptimizerSpec] | None = None,
                  task_model=None, prompt_model=None, meta_model=None, max_bootstrapped_demos: int = 4,
                  max_labeled_demos: int = 4, num_threads: int | None = None, seed: int = 9,
-                 display_progress: bool = True, limits: PlanLimits | None = None):
+                 display_progress: bool = True, limits: PlanLimits | None = None, **kwargs):
         super().__init__(metric, budget=budget, task_model=task_model, prompt_model=prompt_model,
                          meta_model=meta_model, num_threads=num_threads, seed=seed,
-                         display_progress=display_progress)
+                         display_progress=display_progress, **kwargs)
         self.auto = auto
         self.optimizers = optimizers
         self.max_bootstrapped_demos = max_bootstrapped_demos
@@ -86,6 +87,9 @@ class MetaTeleprompter(MetaSearch):
 
     def _validate_settings(self, budget: MetaBudget) -> None:
         self._library(budget)
+
+    def _fingerprint(self, budget: MetaBudget) -> dict:
+        return {"inputs": {name: spec.to_dict() for name, spec in self._library(budget).items()}}
 
     def _planned_candidates(self, budget: MetaBudget) -> int:
         library = self._library(budget)

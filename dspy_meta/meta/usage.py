@@ -1,15 +1,46 @@
-"""LM usage per level (program, optimizer, meta): calls, tokens and cost, as in the paper's Table 3."""
+"""LM usage per level (program, optimizer, meta), hard usage limits, and stop signals.
+
+`UsageMeter.attach(lm)` returns a metered copy of an LM: each finished call is counted
+(calls, input/output tokens, cost where litellm knows it) as DSPy writes it to the LM's
+history; each new call first checks the run's `UsageLimits`; a permanent provider error
+(bad key, unknown model) becomes a stop signal. The caller's LM object is not changed.
+"""
 
 from __future__ import annotations
 
 import threading
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 import dspy
+from dspy.utils.exceptions import LMAuthError, LMBillingError, LMConfigurationError, LMUnsupportedModelError
 
-__all__ = ["LevelUsage", "UsageMeter", "LEVELS"]
+__all__ = ["LEVELS", "LevelUsage", "UsageLimits", "UsageMeter", "StopRun", "BudgetExhausted", "PermanentLMError"]
 
 LEVELS = ("program", "optimizer", "meta")
+_PERMANENT_ERRORS = (LMAuthError, LMBillingError, LMConfigurationError, LMUnsupportedModelError)
+
+
+class StopRun(BaseException):
+    """Ends a meta-optimization run from deep inside DSPy code.
+
+    A BaseException, like KeyboardInterrupt, so that the ``except Exception`` blocks of
+    DSPy's evaluator and of the inner optimizers let it through.
+    """
+
+
+class BudgetExhausted(StopRun):
+    """A usage limit was reached; the run stops cleanly with the best program so far."""
+
+
+class PermanentLMError(StopRun):
+    """An LM failed in a way retrying cannot fix (authentication, billing, unknown model)."""
+
+    def __init__(self, level: str, error: BaseException):
+        super().__init__(f"the {level} LM failed permanently: {type(error).__name__}: {error}")
+        self.level = level
+        self.error = error
 
 
 @dataclass
@@ -22,37 +53,153 @@ class LevelUsage:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LevelUsage:
+        return cls(**data)
+
     def minus(self, other: LevelUsage) -> LevelUsage:
         cost = None if self.cost is None else self.cost - (other.cost or 0.0)
         return LevelUsage(self.calls - other.calls, self.input_tokens - other.input_tokens,
                           self.output_tokens - other.output_tokens, cost)
 
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(frozen=True)
+class UsageLimits:
+    """Hard caps on LM use; None means no cap. Tokens count input plus output.
+
+    When a cap is reached no new call starts: the run stops and returns the best
+    program so far. Calls already in flight finish, so a cap is exceeded by at most
+    the calls running in parallel at that moment.
+    """
+
+    program_calls: int | None = None
+    optimizer_calls: int | None = None
+    meta_calls: int | None = None
+    total_calls: int | None = None
+    program_tokens: int | None = None
+    optimizer_tokens: int | None = None
+    meta_tokens: int | None = None
+    total_tokens: int | None = None
+    total_cost: float | None = None  # dollars, where litellm knows the price
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+                raise ValueError(f"usage limit {f.name!r} must be a non-negative number or None, got {value!r}")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> UsageLimits:
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown usage limit(s) {sorted(unknown)}; known: {[f.name for f in fields(cls)]}")
+        return cls(**data)
+
+    def exceeded(self, usage: Mapping[str, LevelUsage]) -> str | None:
+        """A sentence naming the first cap reached, or None."""
+        for level in LEVELS:
+            level_usage = usage[level]
+            for kind, value in (("calls", level_usage.calls), ("tokens", level_usage.tokens)):
+                cap = getattr(self, f"{level}_{kind}")
+                if cap is not None and value >= cap:
+                    return f"{level} {kind} limit {cap} reached ({value} used)"
+        totals = {"calls": sum(u.calls for u in usage.values()), "tokens": sum(u.tokens for u in usage.values()),
+                  "cost": sum(u.cost or 0.0 for u in usage.values())}
+        for kind, value in totals.items():
+            cap = getattr(self, f"total_{kind}")
+            if cap is not None and value >= cap:
+                return f"total {kind} limit {cap} reached ({value:g} used)"
+        return None
+
+
+class _Guard:
+    """Shared by a run's meters: checks the limits across all levels before each call."""
+
+    def __init__(self, limits: UsageLimits | None, meters: Mapping[str, UsageMeter]):
+        self.limits = limits
+        self.meters = meters
+
+    def check(self) -> None:
+        if self.limits is None:
+            return
+        reason = self.limits.exceeded({level: meter.snapshot() for level, meter in self.meters.items()})
+        if reason:
+            raise BudgetExhausted(reason)
+
+
+_METERED_CLASSES: dict[type, type] = {}
+_METERED_LOCK = threading.Lock()
+
+
+def _metered_class(base: type) -> type:
+    """A subclass of the LM's class that meters and guards calls (one per LM class)."""
+    with _METERED_LOCK:
+        if base not in _METERED_CLASSES:
+            def __call__(self, *args, **kwargs):
+                for meter in self._dspy_meta_meters:
+                    meter.before_call()
+                try:
+                    return base.__call__(self, *args, **kwargs)
+                except Exception as exc:
+                    for meter in self._dspy_meta_meters:
+                        meter.after_error(exc)
+                    raise
+
+            async def acall(self, *args, **kwargs):
+                for meter in self._dspy_meta_meters:
+                    meter.before_call()
+                try:
+                    return await base.acall(self, *args, **kwargs)
+                except Exception as exc:
+                    for meter in self._dspy_meta_meters:
+                        meter.after_error(exc)
+                    raise
+
+            def update_history(self, entry):
+                for meter in self._dspy_meta_meters:
+                    meter.record(entry)
+                base.update_history(self, entry)
+
+            _METERED_CLASSES[base] = type(base.__name__, (base,), {
+                "__call__": __call__, "acall": acall, "update_history": update_history,
+                "__module__": base.__module__, "__doc__": base.__doc__})
+        return _METERED_CLASSES[base]
+
 
 class UsageMeter:
-    """Counts the calls an LM makes; `attach` returns a metered copy of an LM.
+    """Counts one level's LM calls; `attach` returns a metered copy of an LM.
 
-    The copy reports each finished call (cache hits excluded) as DSPy writes it to the
-    LM's history, so copies made from it later (MIPROv2's rollout copies) are metered
-    too. The caller's LM object is not changed. DSPy writes no history under
-    ``disable_history=True``; the meta-optimizers turn history back on for their run.
+    Counting happens where DSPy writes history (cache hits excluded), so DSPy's
+    ``disable_history=True`` also turns counting off; the meta-optimizers turn history on
+    for their run.
     """
 
     def __init__(self, level: str):
         self.level = level
+        self.guard: _Guard | None = None
         self._usage = LevelUsage()
         self._lock = threading.Lock()
 
     def attach(self, lm: dspy.BaseLM) -> dspy.BaseLM:
         metered = lm.copy()
-        write_history = metered.update_history
-
-        def update_history(entry):
-            self.record(entry)
-            write_history(entry)
-
-        # An instance attribute on our own copy: DSPy's classes and the user's LM stay as they are.
-        metered.update_history = update_history
+        outer = tuple(getattr(lm, "_dspy_meta_meters", ()))  # an LM metered by a caller keeps its meters
+        base = type(lm).__mro__[1] if outer else type(lm)
+        # Our own copy changes class; the user's LM object and DSPy's classes stay as they are.
+        metered.__class__ = _metered_class(base)
+        metered._dspy_meta_meters = (*outer, self)
         return metered
+
+    def before_call(self) -> None:
+        if self.guard is not None:
+            self.guard.check()
+
+    def after_error(self, error: Exception) -> None:
+        if isinstance(error, _PERMANENT_ERRORS) or isinstance(getattr(error, "__cause__", None), _PERMANENT_ERRORS):
+            raise PermanentLMError(self.level, error) from error
 
     def record(self, entry: dict) -> None:
         if getattr(entry.get("response"), "cache_hit", False):
@@ -66,6 +213,25 @@ class UsageMeter:
             if cost is not None:
                 self._usage.cost = (self._usage.cost or 0.0) + float(cost)
 
+    def add(self, usage: LevelUsage) -> None:
+        """Count usage recorded earlier (a resumed run replays its checkpoints)."""
+        with self._lock:
+            self._usage.calls += usage.calls
+            self._usage.input_tokens += usage.input_tokens
+            self._usage.output_tokens += usage.output_tokens
+            if usage.cost is not None:
+                self._usage.cost = (self._usage.cost or 0.0) + usage.cost
+
     def snapshot(self) -> LevelUsage:
         with self._lock:
             return LevelUsage(**asdict(self._usage))
+
+
+def guard_meters(meters: Mapping[str, UsageMeter], limits: UsageLimits | None) -> None:
+    """Make every meter check `limits` against the usage of all levels before each call."""
+    guard = _Guard(limits, meters)
+    for meter in meters.values():
+        meter.guard = guard
+
+
+__all__ += ["guard_meters"]
