@@ -23,7 +23,7 @@ from typing import Any, Union
 import dspy
 from dspy.lm15 import Message, Response, TextPart, Usage
 
-__all__ = ["ScriptedCall", "ScriptedEngine", "Rule", "scripted_lm", "MALFORMED"]
+__all__ = ["ScriptedCall", "ScriptedEngine", "Rule", "scripted_lm", "MALFORMED", "FaultInjector"]
 
 _OBJECTIVE_MARK = "your objective is:"
 _FIELD_HEADER = re.compile(r"\[\[ ## (\w+) ## \]\]\n")
@@ -153,10 +153,12 @@ class ScriptedEngine:
         *,
         default: Mapping[str, Any] | Callable[[ScriptedCall], Answer] | None = None,
         model: str = "scripted",
+        faults: Callable[[ScriptedCall], Answer | None] | None = None,
     ):
         self.responder = responder
         self.default = default
         self.model = model
+        self.faults = faults
         self.calls: list[ScriptedCall] = []
         self._lock = threading.Lock()
 
@@ -165,7 +167,8 @@ class ScriptedEngine:
         with self._lock:
             call = _parse_request(len(self.calls), request, self.model)
             self.calls.append(call)
-        answer = self._answer(call)
+        fault = self.faults(call) if self.faults else None
+        answer = fault if fault is not None else self._answer(call)
         if isinstance(answer, BaseException):
             raise answer
         text = self._format(call, answer)
@@ -228,6 +231,46 @@ class ScriptedEngine:
         return "\n\n".join([*parts, "[[ ## completed ## ]]"])
 
 
+class FaultInjector:
+    """Deterministic faults on about `rate` of all calls; a faulted request's next try succeeds.
+
+    Whether the n-th sighting of a request text fails is decided by a hash of (text, n),
+    never twice in a row for the same text. A fault is either a retryable rate-limit error
+    (DSPy retries it at once: ``retry_after=0``) or, for ChatAdapter-format requests,
+    unparseable text (DSPy then falls back to JSON, which is answered properly). So a
+    faulty run must end with the same result as a clean one.
+    """
+
+    def __init__(self, rate: float = 0.2, *, malformed_share: float = 0.5, seed: int = 0):
+        self.rate = rate
+        self.malformed_share = malformed_share
+        self.seed = seed
+        self.seen: dict[str, tuple[int, bool]] = {}  # text -> (sightings, last one faulted)
+        self.injected = {"transient": 0, "malformed": 0}
+        self._lock = threading.Lock()
+
+    def __call__(self, call: ScriptedCall):
+        import hashlib
+
+        from dspy.lm15 import RateLimitError
+
+        text = call.prompt_text
+        with self._lock:
+            sightings, last_faulted = self.seen.get(text, (0, False))
+            digest = int(hashlib.sha256(f"{self.seed}:{sightings}:{text}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+            faulted = not last_faulted and digest < self.rate
+            self.seen[text] = (sightings + 1, faulted)
+            if not faulted:
+                return None
+            if not call.json_mode and digest < self.rate * self.malformed_share:
+                self.injected["malformed"] += 1
+                return MALFORMED
+            self.injected["transient"] += 1
+        error = RateLimitError("scripted rate limit")
+        error.retry_after = 0
+        return error
+
+
 def _as_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
@@ -236,3 +279,30 @@ def scripted_lm(responder: Responder | Sequence[Rule], **kwargs) -> tuple[dspy.L
     """Shortcut: a `dspy.LM` and its `ScriptedEngine` (kwargs go to the engine)."""
     engine = ScriptedEngine(responder, **kwargs)
     return engine.as_lm(), engine
+
+
+def register_litellm_provider(provider: str, engine: ScriptedEngine) -> None:
+    """Serve litellm model strings ``"<provider>/<name>"`` from `engine`, offline.
+
+    Exercises DSPy's real litellm path (API keys, ``api_base``, retries) without a network:
+    ``dspy.LM(f"{provider}/x", api_key=...)`` sends its requests to the scripted engine.
+    """
+    from types import SimpleNamespace
+
+    import litellm
+    from litellm import CustomLLM
+
+    class _ScriptedProvider(CustomLLM):
+        def completion(self, model, messages, *args, **kwargs):
+            system = "\n".join(m["content"] for m in messages if m["role"] == "system")
+            request = SimpleNamespace(
+                system=system,
+                messages=[SimpleNamespace(role=m["role"], text=m["content"]) for m in messages if m["role"] != "system"],
+                config=SimpleNamespace(response_format=(kwargs.get("optional_params") or {}).get("response_format"),
+                                       temperature=(kwargs.get("optional_params") or {}).get("temperature")))
+            response = engine.complete(request)
+            return litellm.completion(model="gpt-3.5-turbo", messages=messages,
+                                      mock_response=response.message.parts[0].text)
+
+    others = [p for p in (litellm.custom_provider_map or []) if p.get("provider") != provider]
+    litellm.custom_provider_map = [*others, {"provider": provider, "custom_handler": _ScriptedProvider()}]
