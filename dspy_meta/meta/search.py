@@ -28,7 +28,7 @@ from dspy_meta.meta.budget import MetaBudget
 from dspy_meta.meta.results import CandidateRecord, MetaResults
 from dspy_meta.meta.storage import RunStore
 from dspy_meta.meta.usage import (
-    LEVELS, BudgetExhausted, LevelUsage, PermanentLMError, StopRun, UsageLimits, UsageMeter, guard_meters,
+    LEVELS, BudgetExhausted, CallMemo, LevelUsage, PermanentLMError, StopRun, UsageLimits, UsageMeter, guard_meters,
 )
 from dspy_meta.plans.composite import CompositeOptimizer
 from dspy_meta.plans.nodes import PlanNode
@@ -71,6 +71,7 @@ class SearchContext:
     meters: dict[str, UsageMeter]
     progress: Any
     store: RunStore | None = None
+    memo: CallMemo | None = None
     results: MetaResults = field(default_factory=MetaResults)
     _programs: dict[str, tuple[float | None, dspy.Module | None, str]] = field(default_factory=dict)
     _best: tuple[float, dspy.Module] | None = None
@@ -123,7 +124,7 @@ class SearchContext:
         """(score, program, reason) of one plan: from the checkpoint when it finished before, else by running it."""
         saved = self.store.get("candidates", key) if self.store else None
         if saved is not None:
-            self._add_usage(saved["usage"])
+            self._restore(saved)
             program = None
             if saved["program_state"] is not None:
                 program = self.student.deepcopy()
@@ -143,24 +144,30 @@ class SearchContext:
             spent = {level: u.minus(before[level]).to_dict() for level, u in self.usage().items()}
             state = program.dump_state() if program is not None else None
             self.store.put("candidates", key, {"score": score, "reason": reason, "program_state": state,
-                                               "usage": spent})
+                                               "usage": spent, "memo": self._drain_memo()})
         return score, program, reason
 
-    def _add_usage(self, usage: dict[str, dict]) -> None:
-        for level, spent in usage.items():
+    def _restore(self, saved: dict) -> None:
+        """Replay a checkpointed piece of work: its usage, and the LM answers it obtained."""
+        for level, spent in saved["usage"].items():
             self.meters[level].add(LevelUsage.from_dict(spent))
+        if self.memo is not None:
+            self.memo.load(saved.get("memo", []))
+
+    def _drain_memo(self) -> list:
+        return self.memo.drain() if self.memo is not None else []
 
     def checkpointed(self, kind: str, key: str, work: Callable[[], Any], encode=lambda x: x, decode=lambda x: x):
         """`work()`'s result, from the checkpoint when it finished before; else run it and save it."""
         saved = self.store.get(kind, key) if self.store else None
         if saved is not None:
-            self._add_usage(saved["usage"])
+            self._restore(saved)
             return decode(saved["value"])
         before = self.usage()
         value = work()
         if self.store:
             spent = {level: u.minus(before[level]).to_dict() for level, u in self.usage().items()}
-            self.store.put(kind, key, {"value": encode(value), "usage": spent})
+            self.store.put(kind, key, {"value": encode(value), "usage": spent, "memo": self._drain_memo()})
         return value
 
     def reject(self, stage: str, reason: str, *, analysis: str = "", best_before: float | None = None) -> None:
@@ -306,13 +313,14 @@ class MetaSearch(Teleprompter):
                 logger.info("resuming the run in %s", self.run_dir)
         meters = {level: UsageMeter(level) for level in LEVELS}
         guard_meters(meters, limits)
+        memo = CallMemo()
         with tqdm(total=self._planned_candidates(budget), desc=type(self).__name__, unit="candidate",
                   disable=not self.display_progress) as progress:
             ctx = SearchContext(
                 metric=metric, student=student, trainset=trainset, valset=valset,
-                task_lm=meters["program"].attach(task_lm), prompt_lm=meters["optimizer"].attach(prompt_lm),
-                meta_lm=meters["meta"].attach(meta_lm), num_threads=self.num_threads, seed=seed,
-                meters=meters, progress=progress, store=store,
+                task_lm=meters["program"].attach(task_lm, memo), prompt_lm=meters["optimizer"].attach(prompt_lm, memo),
+                meta_lm=meters["meta"].attach(meta_lm, memo), num_threads=self.num_threads, seed=seed,
+                meters=meters, progress=progress, store=store, memo=memo,
             )
             ctx.results.valset_size, ctx.results.seed = len(valset), seed
             try:

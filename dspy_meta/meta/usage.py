@@ -8,6 +8,9 @@ history; each new call first checks the run's `UsageLimits`; a permanent provide
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import json
 import threading
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
@@ -16,7 +19,8 @@ from typing import Any
 import dspy
 from dspy.utils.exceptions import LMAuthError, LMBillingError, LMConfigurationError, LMUnsupportedModelError
 
-__all__ = ["LEVELS", "LevelUsage", "UsageLimits", "UsageMeter", "StopRun", "BudgetExhausted", "PermanentLMError"]
+__all__ = ["LEVELS", "LevelUsage", "UsageLimits", "UsageMeter", "CallMemo", "StopRun", "BudgetExhausted",
+           "PermanentLMError"]
 
 LEVELS = ("program", "optimizer", "meta")
 _PERMANENT_ERRORS = (LMAuthError, LMBillingError, LMConfigurationError, LMUnsupportedModelError)
@@ -131,6 +135,86 @@ class _Guard:
             raise BudgetExhausted(reason)
 
 
+class CallMemo:
+    """Run-scoped answers to identical LM requests: each distinct request reaches the LM once.
+
+    The key is the LM's model and settings (temperature, rollout id, ...) plus the request
+    itself, so distinct samples (different rollout ids) stay distinct; it is DSPy's cache
+    rule, kept in memory for one run. A request that is in flight makes identical requests
+    from other threads wait for its answer instead of paying for it twice.
+    """
+
+    def __init__(self):
+        self._answers: dict[str, Any] = {}
+        self._fresh: dict[str, Any] = {}  # answered since the last `drain`, for checkpoints
+        self._pending: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+        self.hits = 0
+
+    def drain(self) -> list[list]:
+        """Answers added since the last drain, as JSON-safe ``[key, answer]`` pairs (others are skipped)."""
+        with self._lock:
+            fresh, self._fresh = self._fresh, {}
+        pairs = []
+        for key, answer in fresh.items():
+            try:
+                json.dumps(answer)
+            except (TypeError, ValueError):
+                continue
+            pairs.append([key, answer])
+        return pairs
+
+    def load(self, pairs: list[list]) -> None:
+        """Answers from a checkpoint, so a resumed run does not pay for them again."""
+        with self._lock:
+            for key, answer in pairs:
+                self._answers.setdefault(key, answer)
+
+    @staticmethod
+    def key(lm, args, kwargs) -> str | None:
+        # Connection settings (keys, endpoints with credentials) stay out of the key, and the key is a
+        # hash: memo keys are written to checkpoints, which must never hold a secret.
+        settings = sorted((k, v) for k, v in lm.kwargs.items() if not _is_client_setting(k))
+        calls = sorted((k, v) for k, v in kwargs.items() if not _is_client_setting(k))
+        try:
+            text = repr((lm.model, settings, args, calls))
+        except Exception:  # an unrepresentable argument: do not memoize
+            return None
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def get_or_call(self, key: str, call):
+        while True:
+            with self._lock:
+                if key in self._answers:
+                    self.hits += 1
+                    return copy.deepcopy(self._answers[key])
+                event = self._pending.get(key)
+                if event is None:
+                    event = self._pending[key] = threading.Event()
+                    break
+            event.wait()
+        try:
+            answer = call()
+            with self._lock:
+                self._answers[key] = copy.deepcopy(answer)
+                self._fresh[key] = self._answers[key]
+            return answer
+        finally:
+            with self._lock:
+                self._pending.pop(key, None)
+            event.set()
+
+
+def _is_client_setting(name: str) -> bool:
+    from dspy.clients.backend_selection import CLIENT_KEYS
+
+    lowered = name.lower()
+    # max_tokens and other sampling settings must stay in the key; credentials must not.
+    return (name in CLIENT_KEYS or lowered.startswith("api_") or lowered.endswith("key")
+            or lowered in ("token", "access_token", "auth_token") or any(
+                word in lowered for word in ("secret", "password", "header", "credential")))
+
+
 _METERED_CLASSES: dict[type, type] = {}
 _METERED_LOCK = threading.Lock()
 
@@ -139,7 +223,7 @@ def _metered_class(base: type) -> type:
     """A subclass of the LM's class that meters and guards calls (one per LM class)."""
     with _METERED_LOCK:
         if base not in _METERED_CLASSES:
-            def __call__(self, *args, **kwargs):
+            def metered_call(self, args, kwargs):
                 for meter in self._dspy_meta_meters:
                     meter.before_call()
                 try:
@@ -148,6 +232,13 @@ def _metered_class(base: type) -> type:
                     for meter in self._dspy_meta_meters:
                         meter.after_error(exc)
                     raise
+
+            def __call__(self, *args, **kwargs):
+                memo = self._dspy_meta_memo
+                key = memo.key(self, args, kwargs) if memo is not None else None
+                if key is None:
+                    return metered_call(self, args, kwargs)
+                return memo.get_or_call(key, lambda: metered_call(self, args, kwargs))
 
             async def acall(self, *args, **kwargs):
                 for meter in self._dspy_meta_meters:
@@ -184,13 +275,15 @@ class UsageMeter:
         self._usage = LevelUsage()
         self._lock = threading.Lock()
 
-    def attach(self, lm: dspy.BaseLM) -> dspy.BaseLM:
+    def attach(self, lm: dspy.BaseLM, memo: CallMemo | None = None) -> dspy.BaseLM:
+        """A metered copy of `lm`; with a `memo`, identical requests are answered once per run."""
         metered = lm.copy()
         outer = tuple(getattr(lm, "_dspy_meta_meters", ()))  # an LM metered by a caller keeps its meters
         base = type(lm).__mro__[1] if outer else type(lm)
         # Our own copy changes class; the user's LM object and DSPy's classes stay as they are.
         metered.__class__ = _metered_class(base)
         metered._dspy_meta_meters = (*outer, self)
+        metered._dspy_meta_memo = memo if memo is not None else getattr(lm, "_dspy_meta_memo", None)
         return metered
 
     def before_call(self) -> None:

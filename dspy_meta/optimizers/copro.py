@@ -68,15 +68,22 @@ class PromptableCOPRO(COPRO):
                 prompts[GIVEN_ATTEMPTS].apply(_dspy_copro.GenerateInstructionGivenAttempts))
 
     def _propose(self, signature, n: int, **inputs) -> list[tuple[str, str]]:
-        with lm_scope(self.prompt_model):
-            prediction = dspy.Predict(signature, n=n, temperature=self.init_temperature)(**inputs)
-        completions = prediction.completions
+        """`n` samples, each its own request (distinct rollout id), so each is cacheable and none is paid twice."""
         proposals = []
-        for instruction, prefix in zip(completions.proposed_instruction,
-                                       completions.proposed_prefix_for_output_field, strict=False):
-            instruction, prefix = _clean(instruction), _clean(prefix)
-            if instruction:
-                proposals.append((instruction, prefix))
+        with lm_scope(self.prompt_model):
+            lm = dspy.settings.lm
+            predict = dspy.Predict(signature)
+            for i in range(n):
+                with dspy.context(lm=lm.copy(rollout_id=i, temperature=self.init_temperature)):
+                    try:
+                        prediction = predict(**inputs)
+                    except Exception as exc:  # one unparseable sample is one proposal fewer
+                        logger.warning("COPRO proposal %d failed: %s", i, exc)
+                        continue
+                instruction = _clean(prediction.proposed_instruction)
+                prefix = _clean(prediction.proposed_prefix_for_output_field)
+                if instruction:
+                    proposals.append((instruction, prefix))
         return proposals
 
     def compile(self, student, *, trainset, teacher=None, valset=None, eval_kwargs=None):

@@ -84,7 +84,7 @@ def test_completed_run_resumes_without_any_lm_call(tmp_path, shout_data):
     assert [len(e.calls) for e in engines] == [0, 0, 0]
 
 
-@pytest.mark.parametrize("limits, level", [({"program_calls": 60}, "program"), ({"total_calls": 90}, None),
+@pytest.mark.parametrize("limits, level", [({"program_calls": 25}, "program"), ({"total_calls": 40}, None),
                                            ({"meta_calls": 1}, "meta")])
 def test_usage_limits_stop_cleanly_with_small_overshoot(shout_data, limits, level):
     results = _compile(_engines(), shout_data, usage_limits=limits, num_threads=4).meta_results_

@@ -1,0 +1,180 @@
+"""Performance benchmark of the meta loop on a simulated LM (deterministic answers, fixed latency).
+
+Measures, on the scripted "shout" task:
+  1. wasted calls: LM calls made vs distinct (prompt, settings) calls, per level;
+  2. overhead: MetaTeleprompter's evaluation path vs a plain dspy.Evaluate over the same calls (0 ms LM);
+  3. parallel efficiency of a full MetaTeleprompter compile at several thread counts (50 ms LM);
+  4. calls per meta step, and the meta level's share of program-level tokens;
+  5. evaluation cost cutting: calls saved by minibatch screening, and its result vs full evaluation.
+
+Run:  python benchmarks/perf.py [--latency-ms 50] [--threads 1 4 16] [--json benchmarks/perf_results.json]
+Prints a table and writes JSON. It measures; it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+import dspy  # noqa: E402
+
+from dspy_meta import MetaTeleprompter  # noqa: E402
+from dspy_meta.evaluation import score_program  # noqa: E402
+from dspy_meta.meta import MetaBudget  # noqa: E402
+from dspy_meta.meta.search import _GuardedMetric  # noqa: E402
+from dspy_meta.meta.usage import LEVELS, UsageMeter  # noqa: E402
+from dspy_meta.testing import ScriptedEngine  # noqa: E402
+from dspy_meta.testing.toy_task import (  # noqa: E402
+    Shout, aligning_meta_responder, shout_examples, shout_metric, shout_optimizer_responder, shout_program_responder,
+)
+
+BUDGET = MetaBudget(prompt_steps=2, structure_steps=2, copro_breadth=3, copro_depth=2, mipro_candidates=3,
+                    mipro_trials=4, max_valset=40)
+
+
+def _slow(responder, latency_s: float):
+    def respond(call):
+        if latency_s:
+            time.sleep(latency_s)
+        return responder(call)
+    return respond
+
+
+def _engines(latency_s: float):
+    return {"program": ScriptedEngine(_slow(lambda c: shout_program_responder(c, demos_help=False), latency_s)),
+            "optimizer": ScriptedEngine(_slow(shout_optimizer_responder, latency_s)),
+            "meta": ScriptedEngine(_slow(aligning_meta_responder, latency_s))}
+
+
+def _data():
+    return shout_examples(20), shout_examples(40, offset=20)
+
+
+def _compile(engines, threads: int, **kwargs):
+    trainset, valset = _data()
+    teleprompter = MetaTeleprompter(shout_metric, budget=BUDGET, seed=0, num_threads=threads, display_progress=False,
+                                    task_model=engines["program"].as_lm(), prompt_model=engines["optimizer"].as_lm(),
+                                    meta_model=engines["meta"].as_lm(), max_bootstrapped_demos=1,
+                                    max_labeled_demos=0, **kwargs)
+    started = time.perf_counter()
+    program = teleprompter.compile(Shout(), trainset=trainset, valset=valset)
+    return program, time.perf_counter() - started
+
+
+def _waste(engine) -> dict:
+    """Calls made vs distinct requests. Identical prompts sent at temperature > 0 are samples, each
+    with its own rollout id (which DSPy keeps out of the request), so they are counted apart."""
+    deterministic = [c for c in engine.calls if not c.temperature]
+    sampled = [c for c in engine.calls if c.temperature]
+    distinct = len({(c.system, c.messages) for c in deterministic})
+    return {"made": len(engine.calls), "distinct": distinct + len(sampled), "duplicates": len(deterministic) - distinct,
+            "samples_at_temperature": len(sampled)}
+
+
+def wasted_calls() -> dict:
+    engines = _engines(0.0)
+    program, _ = _compile(engines, threads=4)
+    results = program.meta_results_
+    rows = {level: _waste(e) for level, e in engines.items()}
+    reused = sum(1 for c in results.candidates if c.reused)
+    return {"per_level": rows, "candidates": len(results.candidates), "candidates_reused": reused}
+
+
+def overhead(repeats: int = 5) -> dict:
+    engine = ScriptedEngine(lambda c: shout_program_responder(c, demos_help=False))
+    lm = engine.as_lm()
+    devset = shout_examples(200)
+    program = Shout()
+
+    def plain():
+        with dspy.context(lm=lm):
+            dspy.Evaluate(devset=devset, metric=shout_metric, num_threads=1, display_progress=False)(program)
+
+    def ours():
+        meter = UsageMeter("program")
+        score_program(program, devset, _GuardedMetric(shout_metric, 10), num_threads=1, lm=meter.attach(lm))
+
+    timings = {}
+    for name, fn in (("plain", plain), ("ours", ours)):
+        fn()  # warm up imports and caches
+        samples = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            fn()
+            samples.append(time.perf_counter() - started)
+        timings[name] = min(samples)
+    return {"plain_s": timings["plain"], "ours_s": timings["ours"], "ratio": timings["ours"] / timings["plain"],
+            "calls": len(devset)}
+
+
+def parallel(latency_ms: float, thread_counts: list[int]) -> list[dict]:
+    rows = []
+    for threads in thread_counts:
+        engines = _engines(latency_ms / 1000)
+        _, wall = _compile(engines, threads)
+        calls = sum(len(e.calls) for e in engines.values())
+        ideal = calls * latency_ms / 1000 / threads
+        rows.append({"threads": threads, "calls": calls, "wall_s": wall, "ideal_s": ideal,
+                     "efficiency": ideal / wall})
+    return rows
+
+
+def meta_step_costs() -> dict:
+    engines = _engines(0.0)
+    program, _ = _compile(engines, threads=4)
+    results = program.meta_results_
+    steps = [c for c in results.candidates if c.stage.startswith(("prompt:", "structure")) and not c.reused]
+    per_step = [{level: c.usage[level].calls for level in LEVELS} for c in steps]
+    usage = results.usage
+    share = (usage["meta"].tokens / usage["program"].tokens) if usage["program"].tokens else None
+    return {"meta_steps": len(steps),
+            "mean_calls_per_step": {level: sum(s[level] for s in per_step) / max(1, len(per_step)) for level in LEVELS},
+            "tokens": {level: usage[level].tokens for level in LEVELS}, "meta_token_share_of_program": share}
+
+
+def _print_table(report: dict) -> None:
+    print("\n1. Wasted calls (0 ms LM, 4 threads)")
+    print(f"   {'level':<10}{'made':>8}{'distinct':>10}{'duplicates':>12}{'samples (T>0)':>15}")
+    for level, row in report["wasted_calls"]["per_level"].items():
+        print(f"   {level:<10}{row['made']:>8}{row['distinct']:>10}{row['duplicates']:>12}"
+              f"{row['samples_at_temperature']:>15}")
+    print(f"   candidates {report['wasted_calls']['candidates']}, recognised as repeats "
+          f"{report['wasted_calls']['candidates_reused']}")
+    o = report["overhead"]
+    print(f"\n2. Overhead (0 ms LM, {o['calls']} calls): plain Evaluate {o['plain_s']:.3f}s, "
+          f"ours {o['ours_s']:.3f}s, ratio {o['ratio']:.3f}")
+    print(f"\n3. Parallel efficiency ({report['latency_ms']} ms LM)")
+    print(f"   {'threads':>7}{'calls':>8}{'wall s':>9}{'ideal s':>9}{'eff.':>7}")
+    for row in report["parallel"]:
+        print(f"   {row['threads']:>7}{row['calls']:>8}{row['wall_s']:>9.2f}{row['ideal_s']:>9.2f}"
+              f"{row['efficiency']:>7.0%}")
+    m = report["meta_steps"]
+    print(f"\n4. Per meta step (mean calls): {m['mean_calls_per_step']}; tokens {m['tokens']}; "
+          f"meta/program token share {m['meta_token_share_of_program']:.2%}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--json", default=str(Path(__file__).with_name("perf_results.json")))
+    args = parser.parse_args(argv)
+    import logging
+
+    logging.disable(logging.WARNING)  # the benchmark's own table is the output
+    report = {"latency_ms": args.latency_ms, "wasted_calls": wasted_calls(), "overhead": overhead(),
+              "meta_steps": meta_step_costs(), "parallel": parallel(args.latency_ms, args.threads)}
+    _print_table(report)
+    Path(args.json).write_text(json.dumps(report, indent=1))
+    print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
