@@ -46,7 +46,7 @@ class SampleVote(dspy.Module):
 
 
 def _spec_method(kind: str) -> Callable:
-    def run(program, task, lms, config, seed):
+    def run(program, task, lms, config, seed, run_dir=None):
         spec = default_input_optimizers(config.budget, max_bootstrapped_demos=config.max_bootstrapped_demos,
                                         max_labeled_demos=config.max_labeled_demos)[kind]
         return spec.run(program, trainset=task.train, valset=task.val, metric=task.metric,
@@ -55,34 +55,36 @@ def _spec_method(kind: str) -> Callable:
     return run
 
 
-def _meta_kwargs(lms, config, seed) -> dict:
+def _meta_kwargs(lms, config, seed, run_dir) -> dict:
     return {"budget": config.budget, "task_model": lms["program"], "prompt_model": lms["optimizer"],
-            "meta_model": lms["meta"], "num_threads": config.num_threads, "seed": seed}
+            "meta_model": lms["meta"], "num_threads": config.num_threads, "seed": seed,
+            "run_dir": str(run_dir) if run_dir else None}
 
 
-def _meta_prompt(program, task, lms, config, seed):
+def _meta_prompt(program, task, lms, config, seed, run_dir=None):
     spec = OptimizerSpec.create("copro", breadth=config.budget.copro_breadth, depth=config.budget.copro_depth)
-    return MetaPromptOptimizer(task.metric, spec, **_meta_kwargs(lms, config, seed)).compile(
+    return MetaPromptOptimizer(task.metric, spec, **_meta_kwargs(lms, config, seed, run_dir)).compile(
         program, trainset=task.train, valset=task.val)
 
 
-def _meta_structure(program, task, lms, config, seed):
+def _meta_structure(program, task, lms, config, seed, run_dir=None):
     library = default_input_optimizers(config.budget, max_bootstrapped_demos=config.max_bootstrapped_demos,
                                        max_labeled_demos=config.max_labeled_demos)
-    return MetaStructureOptimizer(task.metric, library, **_meta_kwargs(lms, config, seed)).compile(
+    return MetaStructureOptimizer(task.metric, library, **_meta_kwargs(lms, config, seed, run_dir)).compile(
         program, trainset=task.train, valset=task.val)
 
 
-def _meta_teleprompter(program, task, lms, config, seed):
+def _meta_teleprompter(program, task, lms, config, seed, run_dir=None):
     return MetaTeleprompter(task.metric, max_bootstrapped_demos=config.max_bootstrapped_demos,
-                            max_labeled_demos=config.max_labeled_demos, **_meta_kwargs(lms, config, seed)).compile(
+                            max_labeled_demos=config.max_labeled_demos, **_meta_kwargs(lms, config, seed, run_dir)).compile(
         program, trainset=task.train, valset=task.val)
 
 
 METHOD_RUNNERS: dict[str, Callable] = {
-    "zero_shot_cot": lambda program, task, lms, config, seed: program,
+    "zero_shot_cot": lambda program, task, lms, config, seed, run_dir=None: program,
     "few_shot_cot": _spec_method("bootstrap_fewshot"),
-    "self_consistency": lambda program, task, lms, config, seed: SampleVote(program, config.num_samples),
+    "self_consistency": lambda program, task, lms, config, seed, run_dir=None: SampleVote(program,
+                                                                                           config.num_samples),
     "copro": _spec_method("copro"),
     "mipro_v2": _spec_method("mipro_v2"),
     "meta_prompt": _meta_prompt,
@@ -91,6 +93,7 @@ METHOD_RUNNERS: dict[str, Callable] = {
 }
 
 
-def run_method(name: str, program, task, lms, config, seed):
+def run_method(name: str, program, task, lms, config, seed, run_dir=None):
+    """Run one method; meta methods checkpoint into `run_dir` and resume from it."""
     with dspy.context(lm=lms["program"]):
-        return METHOD_RUNNERS[name](program, task, lms, config, seed)
+        return METHOD_RUNNERS[name](program, task, lms, config, seed, run_dir)

@@ -43,16 +43,20 @@ def _trajectory(program, val_score: float, usage: dict) -> list[tuple[int, float
 
 
 def _run_one(method: str, task, lms: dict, config: ExperimentConfig, seed: int, out_dir: Path) -> dict[str, Any]:
+    run_dir = out_dir / method / f"seed{seed}"
+    finished = run_dir / "record.json"
+    if finished.exists():  # re-running the same command resumes: finished runs are not repeated
+        logger.info("%s seed %d finished earlier; reusing %s", method, seed, finished)
+        return json.loads(finished.read_text())
     meters = {level: UsageMeter(level) for level in LEVELS}
     metered = {level: meters[level].attach(lm) for level, lm in lms.items()}
     started = time.perf_counter()
-    program = run_method(method, task.make_program(), task, metered, config, seed)
+    program = run_method(method, task.make_program(), task, metered, config, seed, run_dir / "checkpoint")
     compile_seconds = time.perf_counter() - started
     usage = {level: meters[level].snapshot().to_dict() for level in LEVELS}
     # Scoring is measured apart from optimization, on the unmetered program LM.
     val = score_program(program, task.val, task.metric, num_threads=config.num_threads, lm=lms["program"])
     test = score_program(program, task.test, task.metric, num_threads=config.num_threads, lm=lms["program"])
-    run_dir = out_dir / method / f"seed{seed}"
     run_dir.mkdir(parents=True, exist_ok=True)
     program.save(str(run_dir / "program.json"))
     record = {"method": method, "seed": seed, "val": val, "test": test, "usage": usage,
@@ -64,6 +68,9 @@ def _run_one(method: str, task, lms: dict, config: ExperimentConfig, seed: int, 
         (run_dir / "learned_optimizers.json").write_text(json.dumps(
             {"best_optimizers": results.best_optimizers, "best_plan": results.best_plan}, indent=1))
         record["meta_val_baseline"] = results.baseline_score
+    tmp = finished.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record))
+    tmp.replace(finished)
     return record
 
 

@@ -51,3 +51,19 @@ def test_runs_every_method_and_seed_and_writes_outputs(config, tmp_path):
     trajectory = [r for r in results["runs"] if r["method"] == "meta_teleprompter"][0]["trajectory"]
     calls = [c for c, _ in trajectory]
     assert calls == sorted(calls) and trajectory[-1][1] == 1.0
+
+
+def test_rerunning_the_same_command_resumes_without_lm_calls(config, tmp_path):
+    def engines():
+        return {"program": ScriptedEngine(sorting_program), "optimizer": ScriptedEngine(shout_optimizer_responder),
+                "meta": ScriptedEngine(aligning_meta_responder)}
+
+    first_engines = engines()
+    first = run_experiment(config, output=tmp_path, lms={k: e.as_lm() for k, e in first_engines.items()})
+    assert (tmp_path / "meta_teleprompter" / "seed0" / "checkpoint" / "run.json").exists()
+    assert all(e.calls for e in first_engines.values())
+    again_engines = engines()
+    again = run_experiment(config, output=tmp_path, lms={k: e.as_lm() for k, e in again_engines.items()})
+    assert again["summary"] == first["summary"]
+    # every method/seed finished before: nothing is called again
+    assert [len(e.calls) for e in again_engines.values()] == [0, 0, 0]
