@@ -14,6 +14,7 @@ from typing import Any
 
 import dspy
 from dspy.teleprompt import COPRO
+from dspy.utils.parallelizer import ParallelExecutor
 from dspy.teleprompt import copro_optimizer as _dspy_copro
 
 from dspy_meta.optimizers.base import OptimizerKind, Param, lm_scope, register_kind
@@ -69,21 +70,27 @@ class PromptableCOPRO(COPRO):
 
     def _propose(self, signature, n: int, **inputs) -> list[tuple[str, str]]:
         """`n` samples, each its own request (distinct rollout id), so each is cacheable and none is paid twice."""
-        proposals = []
         with lm_scope(self.prompt_model):
             lm = dspy.settings.lm
             predict = dspy.Predict(signature)
-            for i in range(n):
+
+            def sample(i):
                 with dspy.context(lm=lm.copy(rollout_id=i, temperature=self.init_temperature)):
-                    try:
-                        prediction = predict(**inputs)
-                    except Exception as exc:  # one unparseable sample is one proposal fewer
-                        logger.warning("COPRO proposal %d failed: %s", i, exc)
-                        continue
-                instruction = _clean(prediction.proposed_instruction)
-                prefix = _clean(prediction.proposed_prefix_for_output_field)
-                if instruction:
-                    proposals.append((instruction, prefix))
+                    return predict(**inputs)
+
+            # DSPy's executor carries dspy.context into its threads; a failed sample is one proposal fewer.
+            executor = ParallelExecutor(num_threads=self.num_threads or 1, max_errors=n + 1,
+                                        disable_progress_bar=True)
+            predictions = executor.execute(sample, list(range(n)))
+        proposals = []
+        for prediction in predictions:
+            if prediction is None or isinstance(prediction, Exception):
+                logger.warning("a COPRO proposal failed: %s", prediction)
+                continue
+            instruction = _clean(prediction.proposed_instruction)
+            prefix = _clean(prediction.proposed_prefix_for_output_field)
+            if instruction:
+                proposals.append((instruction, prefix))
         return proposals
 
     def compile(self, student, *, trainset, teacher=None, valset=None, eval_kwargs=None):
