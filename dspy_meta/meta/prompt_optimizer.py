@@ -19,28 +19,40 @@ from dspy_meta.plans.nodes import OptimizeStep
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MetaPromptOptimizer", "parse_prompt_proposal", "optimize_prompts"]
+__all__ = ["MetaPromptOptimizer", "parse_prompt_proposal", "optimize_prompts", "with_guidance"]
 
 _FENCE = re.compile(r"^```(?:json)?\s*\n(.*)\n```\s*$", re.S)
 
 
-def parse_prompt_proposal(text: str, current: PromptSet) -> dict[str, PromptTemplate]:
-    """Validate the meta LM's `new_prompts`; raises ValueError with the reason.
+GUIDANCE_HEADER = "Task-specific guidance:"
+MAX_GUIDANCE_CHARS = 2000
 
-    Accepts a JSON object mapping known prompt names to new instruction text (or to
+
+def with_guidance(base: PromptTemplate, guidance: str) -> PromptTemplate:
+    """`base` with a task-guidance paragraph appended (replacing none: `base` is the unguided text)."""
+    return PromptTemplate(f"{base.instructions}\n\n{GUIDANCE_HEADER} {guidance}", base.field_descriptions)
+
+
+def parse_prompt_proposal(text: str, current: PromptSet, *, guidance: str = "",
+                          base: PromptSet | None = None) -> dict[str, PromptTemplate]:
+    """Validate the meta LM's proposal; raises ValueError with the reason.
+
+    `text` (`new_prompts`) is a JSON object mapping known prompt names to new text (or to
     ``{"instructions": ..., "field_descriptions": ...}`` for fields the prompt already
-    describes). At least one prompt must actually change.
+    describes); empty or ``{}`` means no rewrite. `guidance` (`task_guidance`) is appended to
+    the `base` text (the optimizer's original prompts) of every prompt not rewritten, so guidance
+    from one step replaces that of the last. At least one prompt must actually change.
     """
     stripped = str(text or "").strip()
     fenced = _FENCE.match(stripped)
     if fenced:
         stripped = fenced.group(1)
     try:
-        data = json.loads(stripped)
+        data = json.loads(stripped) if stripped else {}
     except json.JSONDecodeError as exc:
         raise ValueError(f"new_prompts is not valid JSON: {exc.msg}") from None
-    if not isinstance(data, dict) or not data:
-        raise ValueError("new_prompts must be a non-empty JSON object of prompt name -> text")
+    if not isinstance(data, dict):
+        raise ValueError("new_prompts must be a JSON object of prompt name -> text")
     unknown = set(data) - set(current)
     if unknown:
         raise ValueError(f"unknown prompt name(s) {sorted(unknown)}; known: {sorted(current)}")
@@ -60,8 +72,17 @@ def parse_prompt_proposal(text: str, current: PromptSet) -> dict[str, PromptTemp
             raise ValueError(f"prompt {name!r} must be a string, got {type(value).__name__}")
         if template != old:
             updates[name] = template
+    guidance = " ".join(str(guidance or "").split())
+    if len(guidance) > MAX_GUIDANCE_CHARS:
+        raise ValueError(f"task_guidance is longer than {MAX_GUIDANCE_CHARS} characters")
+    if guidance:
+        for name, template in (base or current).items():
+            if name not in updates:
+                guided = with_guidance(template, guidance)
+                if guided != current[name]:
+                    updates[name] = guided
     if not updates:
-        raise ValueError("the proposal repeats the current prompts")
+        raise ValueError("the proposal repeats the current prompts and gives no new task guidance")
     return updates
 
 
@@ -86,7 +107,8 @@ def optimize_prompts(ctx: SearchContext, name: str, spec: OptimizerSpec, *, step
             )
 
         def parse(proposal):
-            return parse_prompt_proposal(proposal.new_prompts, best_spec.prompts)
+            return parse_prompt_proposal(proposal.get("new_prompts", ""), best_spec.prompts,
+                                         guidance=proposal.get("task_guidance", ""), base=spec.prompts)
 
         answer = ctx.propose(stage, f"prompt:{name}:{step}", request, parse, attempts, best_score)
         if answer is None:

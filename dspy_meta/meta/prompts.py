@@ -28,9 +28,10 @@ class ProposeOptimizerPrompts(dspy.Signature):
     pitfalls), and keep each prompt's role and the inputs it refers to. Learn from the history: keep what
     scored well, move away from what did not.
 
-    Return `new_prompts` as a JSON object that maps prompt names (a subset of those in `current_prompts`) to
-    their complete new text. Every prompt you return must differ from its current text. Do not invent new
-    prompt names."""
+    Give `task_guidance`: a short paragraph addressed to the optimizer that says what kind of task it is
+    optimizing for and what a good instruction for it must say; it is added to every prompt you do not rewrite.
+    Optionally return rewritten prompts in `new_prompts`, a JSON object mapping prompt names (a subset of those
+    in `current_prompts`) to their complete new text, or {} for none. Do not invent new prompt names."""
 
     task_examples: str = dspy.InputField(desc="Randomly sampled training examples of the task.")
     optimizer_description: str = dspy.InputField(desc="What the optimizer does with its prompts.")
@@ -39,7 +40,9 @@ class ProposeOptimizerPrompts(dspy.Signature):
         desc="Prompt sets tried so far with the validation score of the program each produced (higher is better).")
     feedback: str = dspy.InputField(desc="Why the previous proposal was rejected, if it was.")
     task_analysis: str = dspy.OutputField(desc="The type of task, its format, and what makes it hard.")
-    new_prompts: str = dspy.OutputField(desc="JSON object: prompt name -> new prompt text.")
+    task_guidance: str = dspy.OutputField(
+        desc="Guidance for the optimizer about this task: what a good instruction for it must say.")
+    new_prompts: str = dspy.OutputField(desc="JSON object: prompt name -> complete new prompt text, or {}.")
 
 
 class ProposeCompositeOptimizer(dspy.Signature):

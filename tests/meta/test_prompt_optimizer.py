@@ -104,3 +104,29 @@ def test_budget_from_tiny_preset_is_used(lms, shout_data):
                                     display_progress=False, **lms)
     program = optimizer.compile(Shout(), trainset=shout_data[0], valset=shout_data[1])
     assert len(program.meta_results_.candidates) == 1 + TINY.prompt_steps
+
+
+def test_task_guidance_aligns_an_optimizer_whose_prompts_were_copied(lms, shout_data):
+    """Small meta LMs often return the prompts unchanged; their task guidance still aligns the optimizer."""
+    def copying_meta(call):
+        return {"task_analysis": "Upper-casing words.", "new_prompts": call.inputs["current_prompts"],
+                "task_guidance": "The program must shout each word back in capitals."}
+
+    program = _compile(lms, shout_data, ScriptedEngine(copying_meta), steps=2)
+    results = program.meta_results_
+    assert [(c.stage, c.score, c.accepted) for c in results.candidates] == [
+        ("initial:copro", 0.0, True), ("prompt:copro", 1.0, True),
+        ("prompt:copro", None, False), ("prompt:copro", None, False)]  # step 2: two attempts, nothing new
+    assert "no new task guidance" in results.candidates[2].reason  # same guidance again changes nothing
+    learned = results.best_optimizer.prompts["basic_generate_instruction"].instructions
+    assert learned.startswith(COPRO.prompts["basic_generate_instruction"].instructions)
+    assert learned.endswith("Task-specific guidance: The program must shout each word back in capitals.")
+
+
+def test_guidance_replaces_earlier_guidance_instead_of_piling_up():
+    base = COPRO.prompts
+    first = parse_prompt_proposal("{}", base, guidance="Sort words.", base=base)
+    current = base.replace(**first)
+    second = parse_prompt_proposal("", current, guidance="Sort words; output them only.", base=base)
+    text = second["basic_generate_instruction"].instructions
+    assert text.count("Task-specific guidance:") == 1 and text.endswith("output them only.")
