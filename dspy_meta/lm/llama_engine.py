@@ -24,7 +24,8 @@ _INSTALL_HINT = ('llama-cpp-python is not installed. Install the portable build 
                  'python -m pip install --no-cache-dir llama-cpp-python==0.3.36')
 
 
-def _text(value: Any) -> str:
+def text_of(value: Any) -> str:
+    """Text of a request's system part: a string, or a sequence of parts with `.text`."""
     if value is None:
         return ""
     if isinstance(value, str):
@@ -75,7 +76,7 @@ class LlamaCppEngine:
 
     def complete(self, request) -> Response:
         messages = []
-        system = _text(request.system)
+        system = text_of(request.system)
         if system:
             messages.append({"role": "system", "content": system})
         messages.extend({"role": m.role, "content": m.text or ""} for m in request.messages)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Callable
 
 import dspy
@@ -15,13 +14,12 @@ from dspy_meta.meta.search import MetaSearch, SearchContext
 from dspy_meta.optimizers.base import get_kind
 from dspy_meta.optimizers.prompts import PromptSet, PromptTemplate
 from dspy_meta.optimizers.spec import OptimizerSpec
-from dspy_meta.plans.nodes import OptimizeStep
+from dspy_meta.plans.nodes import OptimizeStep, strip_json_fence
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["MetaPromptOptimizer", "parse_prompt_proposal", "optimize_prompts", "with_guidance"]
 
-_FENCE = re.compile(r"^```(?:json)?\s*\n(.*)\n```\s*$", re.S)
 
 
 GUIDANCE_HEADER = "Task-specific guidance:"
@@ -43,10 +41,7 @@ def parse_prompt_proposal(text: str, current: PromptSet, *, guidance: str = "",
     the `base` text (the optimizer's original prompts) of every prompt not rewritten, so guidance
     from one step replaces that of the last. At least one prompt must actually change.
     """
-    stripped = str(text or "").strip()
-    fenced = _FENCE.match(stripped)
-    if fenced:
-        stripped = fenced.group(1)
+    stripped = strip_json_fence(str(text or ""))
     try:
         data = json.loads(stripped) if stripped else {}
     except json.JSONDecodeError as exc:

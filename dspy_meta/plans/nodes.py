@@ -98,17 +98,20 @@ def plan_to_json(node: PlanNode, **kwargs: Any) -> str:
 _FENCE = re.compile(r"^```(?:json)?\s*\n(.*)\n```\s*$", re.S)
 
 
+def strip_json_fence(text: str) -> str:
+    """LLM output with its surrounding whitespace and one optional ```json fence removed."""
+    stripped = text.strip()
+    fenced = _FENCE.match(stripped)
+    return fenced.group(1) if fenced else stripped
+
+
 def parse_plan(text: str, *, library: Mapping[str, OptimizerSpec] | None = None,
                limits: PlanLimits | None = None) -> PlanNode:
     """Parse and validate a plan from JSON text (a single ```json fence is allowed)."""
     if not isinstance(text, str):
         raise PlanError(f"plan must be JSON text, got {type(text).__name__}")
-    stripped = text.strip()
-    fenced = _FENCE.match(stripped)
-    if fenced:
-        stripped = fenced.group(1)
     try:
-        data = json.loads(stripped)
+        data = json.loads(strip_json_fence(text))
     except json.JSONDecodeError as exc:
         raise PlanError(f"plan is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     return plan_from_dict(data, library=library, limits=limits)

@@ -23,6 +23,8 @@ from typing import Any, Union
 import dspy
 from dspy.lm15 import Message, Response, TextPart, Usage
 
+from dspy_meta.lm.llama_engine import text_of
+
 __all__ = ["ScriptedCall", "ScriptedEngine", "Rule", "scripted_lm", "MALFORMED", "FaultInjector"]
 
 _OBJECTIVE_MARK = "your objective is:"
@@ -81,14 +83,6 @@ class Rule:
         return self.answer(call) if callable(self.answer) else self.answer
 
 
-def _text_of(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    return "".join(getattr(part, "text", "") or "" for part in value)
-
-
 def _parse_sections(text: str) -> dict[str, str]:
     """`[[ ## name ## ]]\\nvalue` blocks of one message, values stripped."""
     headers = list(_FIELD_HEADER.finditer(text))
@@ -102,7 +96,7 @@ def _parse_sections(text: str) -> dict[str, str]:
 
 
 def _parse_request(index: int, request, model: str) -> ScriptedCall:
-    system = _text_of(request.system)
+    system = text_of(request.system)
     messages = tuple((m.role, m.text or "") for m in request.messages)
     instructions = ""
     if _OBJECTIVE_MARK in system:
