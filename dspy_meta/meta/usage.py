@@ -264,7 +264,8 @@ def _metered_class(base: type) -> type:
 class UsageMeter:
     """Counts one level's LM calls; `attach` returns a metered copy of an LM.
 
-    Counting happens where DSPy writes history (cache hits excluded), so DSPy's
+    Counting happens where DSPy writes history; DSPy cache hits (no usage, no cost) are not
+    counted. A provider that reports no usage at all is therefore not counted either. DSPy's
     ``disable_history=True`` also turns counting off; the meta-optimizers turn history on
     for their run.
     """
@@ -295,9 +296,10 @@ class UsageMeter:
             raise PermanentLMError(self.level, error) from error
 
     def record(self, entry: dict) -> None:
-        if getattr(entry.get("response"), "cache_hit", False):
-            return
         usage = entry.get("usage") or {}
+        # DSPy's cache hits reach the history with empty usage and no cost; they cost nothing.
+        if getattr(entry.get("response"), "cache_hit", False) or (not usage and entry.get("cost") is None):
+            return
         cost = entry.get("cost")
         with self._lock:
             self._usage.calls += 1
