@@ -21,6 +21,8 @@ class MetaBudget:
         structure_steps: composite-plan proposals.
         num_examples: training examples the meta LM sees per proposal.
         proposal_attempts: tries per step when the meta LM's proposal is invalid (the reason is fed back).
+        screen_size: when > 0, each candidate is first scored on this many validation examples and
+            stops there if it is more than `screen_margin_pct` points below the best so far (0: off).
         max_valset: validation examples used for scoring (a seeded sample when the valset is larger).
         copro_breadth / copro_depth: the default COPRO input's budget.
         mipro_candidates / mipro_trials: the default MIPROv2 input's budget.
@@ -30,6 +32,8 @@ class MetaBudget:
     structure_steps: int = 2
     num_examples: int = 5
     proposal_attempts: int = 2
+    screen_size: int = 0
+    screen_margin_pct: int = 10
     max_valset: int = 100
     copro_breadth: int = 4
     copro_depth: int = 2
@@ -41,7 +45,7 @@ class MetaBudget:
             value = getattr(self, f.name)
             if not isinstance(value, int) or isinstance(value, bool):
                 raise ValueError(f"budget {f.name!r} must be an integer, got {value!r}")
-            low = 0 if f.name.endswith("_steps") else 1
+            low = 0 if f.name.endswith("_steps") or f.name.startswith("screen_") else 1
             if f.name == "copro_breadth":
                 low = 2
             if value < low:

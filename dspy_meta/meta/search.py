@@ -72,6 +72,8 @@ class SearchContext:
     progress: Any
     store: RunStore | None = None
     memo: CallMemo | None = None
+    screen_size: int = 0
+    screen_margin: float = 0.0
     results: MetaResults = field(default_factory=MetaResults)
     _programs: dict[str, tuple[float | None, dspy.Module | None, str]] = field(default_factory=dict)
     _best: tuple[float, dspy.Module] | None = None
@@ -104,7 +106,7 @@ class SearchContext:
             record.score, program, record.reason = self._programs[key]
             record.reused = True
         else:
-            record.score, program, record.reason = self._run_candidate(plan, key, record.index, stage)
+            record.score, program, record.reason = self._run_candidate(plan, key, record.index, stage, best_before)
             self._programs[key] = (record.score, program, record.reason)
         if record.score is not None:
             record.accepted = best_before is None or record.score > best_before
@@ -120,7 +122,7 @@ class SearchContext:
         self.progress.set_postfix(best=self.results.best_score)
         return record
 
-    def _run_candidate(self, plan: PlanNode, key: str, index: int, stage: str):
+    def _run_candidate(self, plan: PlanNode, key: str, index: int, stage: str, best_before: float | None):
         """(score, program, reason) of one plan: from the checkpoint when it finished before, else by running it."""
         saved = self.store.get("candidates", key) if self.store else None
         if saved is not None:
@@ -136,7 +138,10 @@ class SearchContext:
             composite = CompositeOptimizer(plan, self.metric, prompt_model=self.prompt_lm, task_model=self.task_lm,
                                            num_threads=self.num_threads, seed=self.seed)
             program = composite.compile(self.student.deepcopy(), trainset=self.trainset, valset=self.valset)
-            score = score_program(program, self.valset, self.metric, num_threads=self.num_threads, lm=self.task_lm)
+            score, reason = self._screen(program, best_before)
+            if score is None:
+                score = score_program(program, self.valset, self.metric, num_threads=self.num_threads,
+                                      lm=self.task_lm)
         except Exception as exc:  # one failing candidate must not end the run
             logger.warning("candidate %d (%s) failed: %s: %s", index, stage, type(exc).__name__, exc)
             score, program, reason = None, None, f"run failed: {type(exc).__name__}: {exc}"
@@ -146,6 +151,22 @@ class SearchContext:
             self.store.put("candidates", key, {"score": score, "reason": reason, "program_state": state,
                                                "usage": spent, "memo": self._drain_memo()})
         return score, program, reason
+
+    def _screen(self, program, best_before: float | None) -> tuple[float | None, str]:
+        """Score on a minibatch first; a candidate clearly below the best so far stops there.
+
+        Returns (minibatch score, reason) for a screened-out candidate, else (None, ""). The
+        minibatch's LM answers are memoized, so a candidate that passes pays nothing twice.
+        """
+        size, margin = self.screen_size, self.screen_margin
+        if not size or best_before is None or size >= len(self.valset):
+            return None, ""
+        minibatch = random.Random(self.seed).sample(self.valset, size)
+        score = score_program(program, minibatch, self.metric, num_threads=self.num_threads, lm=self.task_lm)
+        if score < best_before - margin:
+            return score, (f"screened out: {score:.3f} on a {size}-example minibatch, more than {margin:.2f} below "
+                           f"the best so far ({best_before:.3f})")
+        return None, ""
 
     def _restore(self, saved: dict) -> None:
         """Replay a checkpointed piece of work: its usage, and the LM answers it obtained."""
@@ -321,6 +342,7 @@ class MetaSearch(Teleprompter):
                 task_lm=meters["program"].attach(task_lm, memo), prompt_lm=meters["optimizer"].attach(prompt_lm, memo),
                 meta_lm=meters["meta"].attach(meta_lm, memo), num_threads=self.num_threads, seed=seed,
                 meters=meters, progress=progress, store=store, memo=memo,
+                screen_size=budget.screen_size, screen_margin=budget.screen_margin_pct / 100,
             )
             ctx.results.valset_size, ctx.results.seed = len(valset), seed
             try:
