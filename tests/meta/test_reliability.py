@@ -12,7 +12,6 @@ import pytest
 from dspy.lm15 import AuthError
 
 from dspy_meta import MetaTeleprompter
-from dspy_meta.meta import MetaBudget
 from dspy_meta.meta.search import RunFailed
 from dspy_meta.testing import FaultInjector, ScriptedEngine
 from dspy_meta.testing.scripted_lm import register_litellm_provider

@@ -2,7 +2,6 @@ import dspy
 import pytest
 
 from dspy_meta.plans import CompositeOptimizer, plan_from_dict
-from dspy_meta.testing import ScriptedEngine
 from dspy_meta.testing.toy_task import MAGIC_WORD, Shout
 
 from .test_nodes import TWO_STEP
