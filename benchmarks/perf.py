@@ -27,7 +27,7 @@ import dspy  # noqa: E402
 from dspy_meta import MetaTeleprompter  # noqa: E402
 from dspy_meta.evaluation import score_program  # noqa: E402
 from dspy_meta.meta import MetaBudget  # noqa: E402
-from dspy_meta.meta.search import _GuardedMetric  # noqa: E402
+from dspy_meta.meta.checks import GuardedMetric  # noqa: E402
 from dspy_meta.meta.usage import LEVELS, UsageMeter  # noqa: E402
 from dspy_meta.testing import ScriptedEngine  # noqa: E402
 from dspy_meta.testing.toy_task import (  # noqa: E402
@@ -98,7 +98,7 @@ def overhead(repeats: int = 5) -> dict:
 
     def ours():
         meter = UsageMeter("program")
-        score_program(program, devset, _GuardedMetric(shout_metric, 10), num_threads=1, lm=meter.attach(lm))
+        score_program(program, devset, GuardedMetric(shout_metric, 10), num_threads=1, lm=meter.attach(lm))
 
     timings = {}
     for name, fn in (("plain", plain), ("ours", ours)):

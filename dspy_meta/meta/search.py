@@ -8,11 +8,9 @@ candidates so they are never run twice, and assembles the results.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import random
-import threading
 import zlib
 from abc import abstractmethod
 from collections.abc import Callable
@@ -25,6 +23,7 @@ from tqdm.auto import tqdm
 
 from dspy_meta.evaluation import score_program
 from dspy_meta.meta.budget import MetaBudget
+from dspy_meta.meta.checks import GuardedMetric, data_hash, forward_inputs
 from dspy_meta.meta.results import CandidateRecord, MetaResults
 from dspy_meta.meta.storage import RunStore
 from dspy_meta.meta.usage import (
@@ -315,7 +314,7 @@ class MetaSearch(Teleprompter):
         limits = self._resolve_limits()
         self._validate_settings(budget)
         trainset, valset = self._validate_data(student, trainset, valset)
-        metric = _GuardedMetric(self.metric, self.max_metric_failures)
+        metric = GuardedMetric(self.metric, self.max_metric_failures)
         metric.probe(valset[0])
         if len(valset) > budget.max_valset:
             valset = random.Random(seed).sample(valset, budget.max_valset)
@@ -328,8 +327,8 @@ class MetaSearch(Teleprompter):
         if self.run_dir is not None:
             store = RunStore(self.run_dir)
             fingerprint = {"optimizer": type(self).__name__, "seed": seed, "budget": budget.to_dict(),
-                           "trainset": _data_hash(trainset), "valset": _data_hash(valset),
-                           "student": _data_hash(student.dump_state()), **self._fingerprint(budget)}
+                           "trainset": data_hash(trainset), "valset": data_hash(valset),
+                           "student": data_hash(student.dump_state()), **self._fingerprint(budget)}
             if store.open(fingerprint):
                 logger.info("resuming the run in %s", self.run_dir)
         meters = {level: UsageMeter(level) for level in LEVELS}
@@ -392,7 +391,7 @@ class MetaSearch(Teleprompter):
             raise ValueError(f"trainset needs at least 2 examples, got {len(trainset)}")
         if not valset:
             raise ValueError("valset must not be empty")
-        wanted = _forward_inputs(student)
+        wanted = forward_inputs(student)
         for name, data in (("trainset", trainset), ("valset", valset)):
             for i, example in enumerate(data):
                 if not isinstance(example, dspy.Example):
@@ -403,71 +402,3 @@ class MetaSearch(Teleprompter):
                 if missing:
                     raise ValueError(f"{name}[{i}] lacks the program's input(s) {sorted(missing)}")
         return trainset, valset
-
-
-def _forward_inputs(student: dspy.Module) -> set[str]:
-    """Named parameters the program's forward requires (none when it takes **kwargs only)."""
-    import inspect
-
-    try:
-        parameters = inspect.signature(student.forward).parameters.values()
-    except (TypeError, ValueError):
-        return set()
-    return {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-            and p.default is p.empty}
-
-
-def _data_hash(data: Any) -> str:
-    text = json.dumps(data, sort_keys=True, default=repr) if not isinstance(data, list) else \
-        json.dumps([example.toDict() if isinstance(example, dspy.Example) else repr(example) for example in data],
-                   sort_keys=True, default=repr)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-class _GuardedMetric:
-    """The user's metric, checked: a non-number is an error; an exception counts the example as failed.
-
-    After `max_failures` raising examples the next one raises, failing the candidate being scored.
-    """
-
-    def __init__(self, metric: Callable, max_failures: int):
-        self.metric = metric
-        self.max_failures = max_failures
-        self.failures = 0
-        self._lock = threading.Lock()
-        self.__name__ = getattr(metric, "__name__", "metric")
-
-    def probe(self, example: dspy.Example) -> None:
-        """Score a perfect prediction built from the example's labels, before any LM call."""
-        perfect = dspy.Prediction(**example.labels().toDict())
-        try:
-            value = self.metric(example, perfect, None)
-        except Exception as exc:
-            raise TypeError(f"the metric raised on a prediction equal to the example's labels: "
-                            f"{type(exc).__name__}: {exc}") from exc
-        _as_score(value)
-
-    def __call__(self, example, prediction, trace=None):
-        try:
-            value = self.metric(example, prediction, trace)
-        except Exception as exc:
-            with self._lock:
-                self.failures += 1
-                failures = self.failures
-            logger.warning("metric raised on an example (%d so far): %s: %s", failures, type(exc).__name__, exc)
-            if failures > self.max_failures:
-                raise RuntimeError(f"the metric raised on {failures} examples (max_metric_failures="
-                                   f"{self.max_failures})") from exc
-            return 0.0
-        return _as_score(value) if trace is None else value
-
-
-def _as_score(value: Any) -> float:
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, (int, float)):
-        return float(value)
-    score = getattr(value, "score", None)  # dspy.Prediction(score=..., feedback=...) as GEPA metrics return
-    if isinstance(score, (int, float)):
-        return float(score)
-    raise TypeError(f"the metric must return a number or bool, got {type(value).__name__}: {value!r:.80}")
