@@ -18,6 +18,7 @@ from dspy.propose.utils import create_predictor_level_history_string, strip_pref
 from dspy.teleprompt import MIPROv2
 from dspy.teleprompt import mipro_optimizer_v2 as _mipro
 from dspy.teleprompt.utils import get_signature
+from dspy.utils.parallelizer import ParallelExecutor
 
 from dspy_meta.optimizers.base import OptimizerKind, Param, lm_scope, register_kind
 from dspy_meta.optimizers.prompts import PromptSet, PromptTemplate
@@ -87,10 +88,11 @@ class PromptableGroundedProposer(_grounded.GroundedProposer):
     """Grounded proposer that asks its LM with the Signatures in `prompts`."""
 
     def __init__(self, prompt_model, program, trainset, *, prompts: PromptSet, view_data_batch_size=10,
-                 use_dataset_summary=True, **kwargs):
+                 use_dataset_summary=True, num_threads: int | None = None, **kwargs):
         super().__init__(prompt_model, program, trainset, view_data_batch_size=view_data_batch_size,
                          use_dataset_summary=False, **kwargs)
         self.prompts = prompts
+        self.num_threads = num_threads
         self.use_dataset_summary = use_dataset_summary
         if use_dataset_summary:
             try:
@@ -99,8 +101,51 @@ class PromptableGroundedProposer(_grounded.GroundedProposer):
                 logger.warning("dataset summary failed (%s); proposing without it", exc)
                 self.use_dataset_summary = False
 
+    def propose_instructions_for_program(self, trainset, program, demo_candidates, trial_logs, N):  # noqa: N803
+        """DSPy's proposal plan, with the proposals asked concurrently.
+
+        Tips and rollout ids are drawn from ``self.rng`` up front, in the order the sequential
+        proposer draws them, so a seed gives the same instructions at any thread count.
+        """
+        if self.set_history_randomly:
+            self.use_instruct_history = self.rng.random() < 0.5
+        if not demo_candidates:
+            self.use_task_demos = False
+            num_demos = N
+        else:
+            num_demos = max(len(demo_candidates[0]), 1)
+        jobs = []
+        for pred_i, _ in enumerate(program.predictors()):
+            for demo_set_i in range(num_demos)[:min(N, num_demos)]:
+                tip, use_tip = None, self.use_tip
+                if self.set_tip_randomly:
+                    tip = _grounded.TIPS[self.rng.choice(list(_grounded.TIPS.keys()))]
+                    use_tip = bool(tip)
+                jobs.append((pred_i, demo_set_i, tip, use_tip, self.rng.randint(0, 10**9)))
+
+        def propose(job):
+            pred_i, demo_set_i, tip, use_tip, rollout_id = job
+            return self._propose_one(program, pred_i, demo_candidates, demo_set_i, trial_logs, tip, use_tip,
+                                     rollout_id)
+
+        # DSPy's executor carries dspy.context into its threads.
+        executor = ParallelExecutor(num_threads=self.num_threads or 1, max_errors=len(jobs) + 1,
+                                    disable_progress_bar=True)
+        answers = executor.execute(propose, jobs)
+        proposed: dict[int, list[str]] = {}
+        for (pred_i, *_), answer in zip(jobs, answers, strict=True):
+            if answer is None or isinstance(answer, Exception):
+                raise RuntimeError(f"instruction proposal for predictor {pred_i} failed: {answer}")
+            proposed.setdefault(pred_i, []).append(answer)
+        return proposed
+
     def propose_instruction_for_predictor(self, program, predictor, pred_i, demo_candidates, demo_set_i,
                                           trial_logs, tip=None) -> str:
+        return self._propose_one(program, pred_i, demo_candidates, demo_set_i, trial_logs, tip, self.use_tip,
+                                 self.rng.randint(0, 10**9))
+
+    def _propose_one(self, program, pred_i, demo_candidates, demo_set_i, trial_logs, tip, use_tip,
+                     rollout_id) -> str:
         history = create_predictor_level_history_string(program, pred_i, trial_logs,
                                                         _grounded.MAX_INSTRUCT_IN_HISTORY)
         generator = _PromptedModuleInstruction(
@@ -110,10 +155,10 @@ class PromptableGroundedProposer(_grounded.GroundedProposer):
             program_aware=self.program_aware,
             use_task_demos=self.use_task_demos and bool(demo_candidates),
             use_instruct_history=self.use_instruct_history and bool(history),
-            use_tip=self.use_tip,
+            use_tip=use_tip,
         )
         # A distinct rollout id per proposal gives diverse samples without turning the cache off.
-        rollout_lm = self.prompt_model.copy(rollout_id=self.rng.randint(0, 10**9), temperature=self.init_temperature)
+        rollout_lm = self.prompt_model.copy(rollout_id=rollout_id, temperature=self.init_temperature)
         with dspy.context(lm=rollout_lm):
             proposal = generator(demo_candidates=demo_candidates, pred_i=pred_i, demo_set_i=demo_set_i,
                                  program=program, data_summary=self.data_summary, previous_instructions=history,
@@ -172,6 +217,7 @@ class PromptableMIPROv2(MIPROv2):
             set_history_randomly=False,
             rng=self.rng,
             init_temperature=self.init_temperature,
+            num_threads=self.num_threads,
         )
         candidates = proposer.propose_instructions_for_program(
             trainset=trainset, program=program, demo_candidates=demo_candidates,

@@ -8,6 +8,7 @@ a template can only rewrite text, never change the interface.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -54,14 +55,25 @@ class PromptTemplate:
 
         With ``strict``, describing a field the signature lacks is an error; without it
         such descriptions are skipped (for signatures whose fields vary by settings).
+        Results are cached: DSPy copies the whole signature for every field it updates, and
+        optimizers rebuild the same signatures for every proposal.
         """
         unknown = set(self.field_descriptions) - set(signature.fields)
         if unknown and strict:
             raise ValueError(f"prompt describes fields {sorted(unknown)} that {signature.__name__} does not have")
+        key = (_signature_key(signature), self.instructions, tuple(sorted(self.field_descriptions.items())))
+        with _APPLIED_LOCK:
+            cached = _APPLIED.get(key)
+        if cached is not None:
+            return cached
         updated = signature.with_instructions(self.instructions)
         for name, desc in self.field_descriptions.items():
             if name in signature.fields:
                 updated = updated.with_updated_fields(name, desc=desc)
+        with _APPLIED_LOCK:
+            if len(_APPLIED) >= _APPLIED_MAX:
+                _APPLIED.clear()
+            _APPLIED[key] = updated
         return updated
 
     def to_dict(self) -> dict[str, Any]:
@@ -78,6 +90,21 @@ class PromptTemplate:
         if not isinstance(descriptions, Mapping):
             raise ValueError("field_descriptions must be an object")
         return cls(instructions=data.get("instructions"), field_descriptions=descriptions)
+
+
+_APPLIED: dict[tuple, type[dspy.Signature]] = {}
+_APPLIED_LOCK = threading.Lock()
+_APPLIED_MAX = 1024
+
+
+def _signature_key(signature: type[dspy.Signature]) -> tuple:
+    """What makes two signatures interchangeable: name, instructions, fields and their settings.
+
+    (Generated signature classes are rebuilt per call, so identity is not a usable key.)
+    """
+    return (signature.__name__, signature.instructions,
+            tuple((name, repr(info.annotation), repr(sorted((info.json_schema_extra or {}).items())))
+                  for name, info in signature.fields.items()))
 
 
 class PromptSet(Mapping):

@@ -128,3 +128,20 @@ def test_two_mipros_in_threads_keep_their_own_prompts(student, shout_data, metri
     assert results["B"].answer.predict.signature.instructions == f"{MAGIC_WORD} please from B"
     assert (grounded_proposer.DescribeProgram.instructions, grounded_proposer.generate_instruction_class,
             dataset_summary_generator.DatasetDescriptor) == before
+
+
+def test_concurrent_proposals_match_sequential_ones(student, shout_data, metric, program_engine):
+    """Tips and rollout ids are drawn up front, so the thread count does not change what is proposed."""
+    def by_tip(call):
+        return {**_proposer_responder()(call), "proposed_instruction": f"{MAGIC_WORD} tip: {call.inputs.get('tip', '-')}"}
+
+    outcomes = []
+    for threads in (1, 4):
+        proposer = ScriptedEngine(by_tip)
+        program = OptimizerSpec.create("mipro_v2", **{**SMALL, "num_candidates": 4}).run(
+            student, trainset=shout_data[0], valset=shout_data[1], metric=metric, prompt_model=proposer.as_lm(),
+            task_model=program_engine.as_lm(), num_threads=threads, seed=5)
+        tips = sorted(c.inputs.get("tip", "-") for c in proposer.calls if "proposed_instruction" in c.output_fields)
+        outcomes.append((program.answer.predict.signature.instructions, tips))
+    assert outcomes[0] == outcomes[1]
+    assert len(outcomes[0][1]) >= 3
