@@ -234,6 +234,9 @@ class SearchContext:
             except Exception as exc:  # the meta LM's output is untrusted: any failure is a rejection
                 self.reject(stage, f"invalid proposal: {exc}", best_before=best_before)
                 feedback = f"Your previous proposal was rejected: {exc}"
+                if attempt + 1 < attempts and self.progress.total is not None:
+                    self.progress.total += 1  # a retry is one more step than planned
+                    self.progress.refresh()
         return None
 
     @property
