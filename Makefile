@@ -3,7 +3,7 @@ PYTHON ?= python
 # llama.cpp's native build uses CPU instructions (AMX) some machines advertise but trap: build portably.
 LLAMA_CMAKE_ARGS = -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF
 
-.PHONY: setup demo test test-local
+.PHONY: setup demo test test-fast test-local
 
 setup:
 	@$(PYTHON) -c "import llama_cpp" 2>/dev/null || \
@@ -13,11 +13,14 @@ setup:
 demo: setup
 	LITELLM_LOCAL_MODEL_COST_MAP=True $(PYTHON) -m dspy_meta demo
 
-# The README's test command: the fast suite (scripted LMs, no model, no API key).
-test:
+# The README's test command: the fast suite, then the real-local-model tests as a separate step.
+test: test-fast test-local
+
+# Scripted LMs and real benchmark files; no model, no API key.
+test-fast:
 	$(PYTHON) -m pip install -q -e '.[dev]'
 	$(PYTHON) -m pytest -q
 
-# Tests against the real local model (slower; needs `make setup`).
+# Tests against the real local model (tests marked local_lm); `setup` builds and installs it first.
 test-local: setup
 	$(PYTHON) -m pytest -q -m local_lm
