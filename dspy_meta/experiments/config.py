@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from dspy_meta.meta.budget import MetaBudget
+from dspy_meta.redact import redact
 
 __all__ = ["ConfigError", "LMConfig", "TaskConfig", "ExperimentConfig", "load_config", "METHODS"]
 
@@ -59,10 +60,14 @@ class LMConfig:
         kwargs = data.get("kwargs", {})
         if not isinstance(kwargs, Mapping):
             raise ConfigError(f"{path}.kwargs: must be a mapping")
-        secret = {k for k in kwargs if "key" in k.lower() or "token" == k.lower()}
+        secret = {k for k in kwargs if any(w in k.lower() for w in ("key", "header", "auth", "secret", "password"))
+                  or k.lower() in ("token", "access_token")}
         if secret:
             raise ConfigError(f"{path}.kwargs: {sorted(secret)} look like secrets; set them in the environment "
                               "(e.g. OPENAI_API_KEY), never in a config file")
+        for name in ("api_base", "base_url"):
+            if name in kwargs and redact(str(kwargs[name])) != str(kwargs[name]):
+                raise ConfigError(f"{path}.kwargs.{name}: holds credentials; keep them out of config files")
         return cls(model=data["model"], kwargs=dict(kwargs))
 
     def build(self):

@@ -54,6 +54,9 @@ def _run_one(method: str, task, lms: dict, config: ExperimentConfig, seed: int, 
     program = run_method(method, task.make_program(), task, metered, config, seed, run_dir / "checkpoint")
     compile_seconds = time.perf_counter() - started
     usage = {level: meters[level].snapshot().to_dict() for level in LEVELS}
+    results = getattr(program, "meta_results_", None)
+    if results is not None:  # a resumed meta run replays usage its own meters saw; ours saw only new calls
+        usage = {level: results.usage[level].to_dict() for level in LEVELS}
     # Scoring is measured apart from optimization, on the unmetered program LM.
     val = score_program(program, task.val, task.metric, num_threads=config.num_threads, lm=lms["program"])
     test = score_program(program, task.test, task.metric, num_threads=config.num_threads, lm=lms["program"])
@@ -62,7 +65,6 @@ def _run_one(method: str, task, lms: dict, config: ExperimentConfig, seed: int, 
     record = {"method": method, "seed": seed, "val": val, "test": test, "usage": usage,
               "compile_seconds": round(compile_seconds, 2), "wall_seconds": round(time.perf_counter() - started, 2),
               "trajectory": _trajectory(program, val, usage)}
-    results = getattr(program, "meta_results_", None)
     if results is not None:
         (run_dir / "meta_results.json").write_text(json.dumps(results.to_dict(), indent=1))
         (run_dir / "learned_optimizers.json").write_text(json.dumps(

@@ -12,9 +12,11 @@ from typing import Any
 
 import dspy
 
+from dspy_meta.redact import redact
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["GuardedMetric", "forward_inputs", "data_hash"]
+__all__ = ["GuardedMetric", "TooManyMetricFailures", "forward_inputs", "data_hash"]
 
 
 def forward_inputs(student: dspy.Module) -> set[str]:
@@ -34,6 +36,13 @@ def data_hash(data: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+class TooManyMetricFailures(BaseException):
+    """The metric raised on more examples than allowed; fails the candidate being scored.
+
+    A BaseException so that DSPy's evaluator, which turns exceptions into zero scores, lets it through.
+    """
+
+
 class GuardedMetric:
     """The user's metric, checked: a non-number is an error; an exception counts the example as failed.
 
@@ -46,6 +55,11 @@ class GuardedMetric:
         self.failures = 0
         self._lock = threading.Lock()
         self.__name__ = getattr(metric, "__name__", "metric")
+
+    def reset(self) -> None:
+        """Start counting failures afresh (once per candidate)."""
+        with self._lock:
+            self.failures = 0
 
     def probe(self, example: dspy.Example) -> None:
         """Score a perfect prediction built from the example's labels, before any LM call."""
@@ -64,10 +78,11 @@ class GuardedMetric:
             with self._lock:
                 self.failures += 1
                 failures = self.failures
-            logger.warning("metric raised on an example (%d so far): %s: %s", failures, type(exc).__name__, exc)
+            logger.warning("metric raised on an example (%d in this candidate): %s: %s", failures,
+                           type(exc).__name__, redact(exc))
             if failures > self.max_failures:
-                raise RuntimeError(f"the metric raised on {failures} examples (max_metric_failures="
-                                   f"{self.max_failures})") from exc
+                raise TooManyMetricFailures(f"the metric raised on {failures} examples (max_metric_failures="
+                                            f"{self.max_failures})") from exc
             return 0.0
         return _as_score(value) if trace is None else value
 

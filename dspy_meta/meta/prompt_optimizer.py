@@ -26,20 +26,20 @@ GUIDANCE_HEADER = "Task-specific guidance:"
 MAX_GUIDANCE_CHARS = 2000
 
 
-def with_guidance(base: PromptTemplate, guidance: str) -> PromptTemplate:
-    """`base` with a task-guidance paragraph appended (replacing none: `base` is the unguided text)."""
-    return PromptTemplate(f"{base.instructions}\n\n{GUIDANCE_HEADER} {guidance}", base.field_descriptions)
+def with_guidance(template: PromptTemplate, guidance: str) -> PromptTemplate:
+    """`template` with its task-guidance paragraph replaced by `guidance` (earlier guidance is dropped)."""
+    text = template.instructions.split(f"\n\n{GUIDANCE_HEADER}", 1)[0]
+    return PromptTemplate(f"{text}\n\n{GUIDANCE_HEADER} {guidance}", template.field_descriptions)
 
 
-def parse_prompt_proposal(text: str, current: PromptSet, *, guidance: str = "",
-                          base: PromptSet | None = None) -> dict[str, PromptTemplate]:
+def parse_prompt_proposal(text: str, current: PromptSet, *, guidance: str = "") -> dict[str, PromptTemplate]:
     """Validate the meta LM's proposal; raises ValueError with the reason.
 
     `text` (`new_prompts`) is a JSON object mapping known prompt names to new text (or to
     ``{"instructions": ..., "field_descriptions": ...}`` for fields the prompt already
-    describes); empty or ``{}`` means no rewrite. `guidance` (`task_guidance`) is appended to
-    the `base` text (the optimizer's original prompts) of every prompt not rewritten, so guidance
-    from one step replaces that of the last. At least one prompt must actually change.
+    describes); empty or ``{}`` means no rewrite. `guidance` (`task_guidance`) replaces the
+    guidance paragraph of every current prompt not rewritten (accepted rewrites are kept).
+    At least one prompt must actually change.
     """
     stripped = strip_json_fence(str(text or ""))
     try:
@@ -71,10 +71,10 @@ def parse_prompt_proposal(text: str, current: PromptSet, *, guidance: str = "",
     if len(guidance) > MAX_GUIDANCE_CHARS:
         raise ValueError(f"task_guidance is longer than {MAX_GUIDANCE_CHARS} characters")
     if guidance:
-        for name, template in (base or current).items():
+        for name, template in current.items():
             if name not in updates:
                 guided = with_guidance(template, guidance)
-                if guided != current[name]:
+                if guided != template:
                     updates[name] = guided
     if not updates:
         raise ValueError("the proposal repeats the current prompts and gives no new task guidance")
@@ -103,7 +103,7 @@ def optimize_prompts(ctx: SearchContext, name: str, spec: OptimizerSpec, *, step
 
         def parse(proposal):
             return parse_prompt_proposal(proposal.get("new_prompts", ""), best_spec.prompts,
-                                         guidance=proposal.get("task_guidance", ""), base=spec.prompts)
+                                         guidance=proposal.get("task_guidance", ""))
 
         answer = ctx.propose(stage, f"prompt:{name}:{step}", request, parse, attempts, best_score)
         if answer is None:

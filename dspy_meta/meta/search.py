@@ -19,11 +19,12 @@ from typing import Any
 
 import dspy
 from dspy.teleprompt import Teleprompter
+from dspy.utils.exceptions import AdapterParseError
 from tqdm.auto import tqdm
 
 from dspy_meta.evaluation import score_program
 from dspy_meta.meta.budget import MetaBudget
-from dspy_meta.meta.checks import GuardedMetric, data_hash, forward_inputs
+from dspy_meta.meta.checks import GuardedMetric, TooManyMetricFailures, data_hash, forward_inputs
 from dspy_meta.meta.results import CandidateRecord, MetaResults
 from dspy_meta.meta.storage import RunStore
 from dspy_meta.meta.usage import (
@@ -31,6 +32,7 @@ from dspy_meta.meta.usage import (
 )
 from dspy_meta.plans.composite import CompositeOptimizer
 from dspy_meta.plans.nodes import PlanNode
+from dspy_meta.redact import redact
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +135,8 @@ class SearchContext:
             return saved["score"], program, saved["reason"]
         before = self.usage()
         score, program, reason = None, None, ""
+        if isinstance(self.metric, GuardedMetric):
+            self.metric.reset()
         try:
             composite = CompositeOptimizer(plan, self.metric, prompt_model=self.prompt_lm, task_model=self.task_lm,
                                            num_threads=self.num_threads, seed=self.seed)
@@ -141,9 +145,10 @@ class SearchContext:
             if score is None:
                 score = score_program(program, self.valset, self.metric, num_threads=self.num_threads,
                                       lm=self.task_lm)
-        except Exception as exc:  # one failing candidate must not end the run
-            logger.warning("candidate %d (%s) failed: %s: %s", index, stage, type(exc).__name__, exc)
-            score, program, reason = None, None, f"run failed: {type(exc).__name__}: {exc}"
+        except (Exception, TooManyMetricFailures) as exc:  # one failing candidate must not end the run
+            reason = f"run failed: {type(exc).__name__}: {redact(exc)}"
+            logger.warning("candidate %d (%s) %s", index, stage, reason)
+            score, program = None, None
         if self.store:
             spent = {level: u.minus(before[level]).to_dict() for level, u in self.usage().items()}
             state = program.dump_state() if program is not None else None
@@ -192,7 +197,7 @@ class SearchContext:
 
     def reject(self, stage: str, reason: str, *, analysis: str = "", best_before: float | None = None) -> None:
         """Record a proposal that was refused before running (unparseable, invalid, repeated)."""
-        logger.warning("rejected %s proposal: %s", stage, reason)
+        logger.warning("rejected %s proposal: %s", stage, redact(reason))
         self.results.candidates.append(CandidateRecord(
             index=len(self.results.candidates), stage=stage, plan=None, best_before=best_before, reason=reason,
             analysis=analysis, usage=self._usage_since_last_record()))
@@ -220,10 +225,8 @@ class SearchContext:
                 try:
                     with dspy.context(lm=self.meta_lm_for(attempt_key)):
                         return {"outputs": dict(request(feedback, rng).items())}
-                except StopRun:
-                    raise
-                except Exception as exc:  # an answer the adapter cannot parse is a rejected proposal too
-                    return {"error": f"{type(exc).__name__}: {exc}"}
+                except AdapterParseError as exc:  # an answer the adapter cannot parse is a rejected proposal
+                    return {"error": f"{type(exc).__name__}: {redact(exc)}"}
 
             answer = self.checkpointed("proposals", attempt_key, ask)
             try:
@@ -232,8 +235,9 @@ class SearchContext:
                 prediction = dspy.Prediction(**answer["outputs"])
                 return prediction, parse(prediction)
             except Exception as exc:  # the meta LM's output is untrusted: any failure is a rejection
-                self.reject(stage, f"invalid proposal: {exc}", best_before=best_before)
-                feedback = f"Your previous proposal was rejected: {exc}"
+                reason = redact(exc)
+                self.reject(stage, f"invalid proposal: {reason}", best_before=best_before)
+                feedback = f"Your previous proposal was rejected: {reason}"
                 if attempt + 1 < attempts and self.progress.total is not None:
                     self.progress.total += 1  # a retry is one more step than planned
                     self.progress.refresh()
@@ -242,6 +246,24 @@ class SearchContext:
     @property
     def best_program(self) -> tuple[float, dspy.Module] | None:
         return self._best
+
+
+def _baseline_score(student, valset, metric: GuardedMetric, num_threads, lm) -> float | None:
+    """The unoptimized student's validation score; None when the metric failed on too many examples."""
+    metric.reset()
+    try:
+        return score_program(student, valset, metric, num_threads=num_threads, lm=lm)
+    except TooManyMetricFailures as exc:
+        logger.warning("could not score the unoptimized program: %s", exc)
+        return None
+
+
+def _lm_identity(lm) -> str:
+    """Model and settings of an LM, without credentials (the fingerprint is written to disk)."""
+    settings = {k: v for k, v in sorted(getattr(lm, "kwargs", {}).items())
+                if not any(w in k.lower() for w in ("key", "header", "auth", "secret", "password", "token"))
+                or k == "max_tokens"}
+    return redact(f"{getattr(lm, 'model', type(lm).__name__)} {settings}")
 
 
 class MetaSearch(Teleprompter):
@@ -331,7 +353,11 @@ class MetaSearch(Teleprompter):
             store = RunStore(self.run_dir)
             fingerprint = {"optimizer": type(self).__name__, "seed": seed, "budget": budget.to_dict(),
                            "trainset": data_hash(trainset), "valset": data_hash(valset),
-                           "student": data_hash(student.dump_state()), **self._fingerprint(budget)}
+                           "student": data_hash(student.dump_state()),
+                           "lms": [_lm_identity(lm) for lm in (task_lm, prompt_lm, meta_lm)],
+                           "metric": getattr(self.metric, "__qualname__", type(self.metric).__qualname__),
+                           "max_metric_failures": self.max_metric_failures,
+                           "usage_limits": repr(limits), **self._fingerprint(budget)}
             if store.open(fingerprint):
                 logger.info("resuming the run in %s", self.run_dir)
         meters = {level: UsageMeter(level) for level in LEVELS}
@@ -349,8 +375,8 @@ class MetaSearch(Teleprompter):
             ctx.results.valset_size, ctx.results.seed = len(valset), seed
             try:
                 with dspy.context(lm=ctx.task_lm, disable_history=False):
-                    ctx.results.baseline_score = ctx.checkpointed("baseline", "baseline", lambda: score_program(
-                        student, valset, metric, num_threads=self.num_threads, lm=ctx.task_lm))
+                    ctx.results.baseline_score = ctx.checkpointed("baseline", "baseline", lambda: _baseline_score(
+                        student, valset, metric, self.num_threads, ctx.task_lm))
                     ctx.start_recording()
                     self._run_search(ctx, budget)
             except BudgetExhausted as stop:

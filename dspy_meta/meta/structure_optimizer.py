@@ -148,7 +148,8 @@ class MetaStructureOptimizer(MetaSearch):
         return len(as_library(self.optimizers)) + budget.structure_steps
 
     def _fingerprint(self, budget: MetaBudget) -> dict:
-        return {"inputs": {name: spec.to_dict() for name, spec in as_library(self.optimizers).items()}}
+        return {"inputs": {name: spec.to_dict() for name, spec in as_library(self.optimizers).items()},
+                "limits": repr(self.limits)}
 
     def _run_search(self, ctx: SearchContext, budget: MetaBudget) -> None:
         library = as_library(self.optimizers)

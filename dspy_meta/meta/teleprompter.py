@@ -89,7 +89,8 @@ class MetaTeleprompter(MetaSearch):
         self._library(budget)
 
     def _fingerprint(self, budget: MetaBudget) -> dict:
-        return {"inputs": {name: spec.to_dict() for name, spec in self._library(budget).items()}}
+        return {"inputs": {name: spec.to_dict() for name, spec in self._library(budget).items()},
+                "limits": repr(self.limits)}
 
     def _planned_candidates(self, budget: MetaBudget) -> int:
         library = self._library(budget)

@@ -17,7 +17,11 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import dspy
-from dspy.utils.exceptions import LMAuthError, LMBillingError, LMConfigurationError, LMUnsupportedModelError
+from dspy.utils.exceptions import (
+    LMAuthError, LMBillingError, LMConfigurationError, LMUnsupportedModelError, is_retryable_lm_error,
+)
+
+from dspy_meta.redact import redact
 
 __all__ = ["LEVELS", "LevelUsage", "UsageLimits", "UsageMeter", "CallMemo", "StopRun", "BudgetExhausted",
            "PermanentLMError"]
@@ -39,10 +43,11 @@ class BudgetExhausted(StopRun):
 
 
 class PermanentLMError(StopRun):
-    """An LM failed in a way retrying cannot fix (authentication, billing, unknown model)."""
+    """An LM failed in a way retrying cannot fix (authentication, billing, unknown model),
+    or stayed unavailable after DSPy's retries (rate limits, timeouts, connection errors)."""
 
-    def __init__(self, level: str, error: BaseException):
-        super().__init__(f"the {level} LM failed permanently: {type(error).__name__}: {error}")
+    def __init__(self, level: str, error: BaseException, *, how: str = "failed permanently"):
+        super().__init__(f"the {level} LM {how}: {type(error).__name__}: {redact(error)}")
         self.level = level
         self.error = error
 
@@ -176,8 +181,13 @@ class CallMemo:
         # hash: memo keys are written to checkpoints, which must never hold a secret.
         settings = sorted((k, v) for k, v in lm.kwargs.items() if not _is_client_setting(k))
         calls = sorted((k, v) for k, v in kwargs.items() if not _is_client_setting(k))
+        # Two servers behind one model name are different LMs: keep the endpoint, minus credentials.
+        server = redact(lm.kwargs.get("api_base") or lm.kwargs.get("base_url") or "")
+        engine = getattr(lm, "engine", None)
+        # A class name, not an id: memo answers are checkpointed and must match after a restart.
+        engine_id = engine if isinstance(engine, str) or engine is None else type(engine).__qualname__
         try:
-            text = repr((lm.model, settings, args, calls))
+            text = repr((lm.model, server, engine_id, settings, args, calls))
         except Exception:  # an unrepresentable argument: do not memoize
             return None
         return hashlib.sha256(text.encode()).hexdigest()
@@ -264,7 +274,7 @@ def _metered_class(base: type) -> type:
 class UsageMeter:
     """Counts one level's LM calls; `attach` returns a metered copy of an LM.
 
-    Counting happens where DSPy writes history; DSPy cache hits (no usage, no cost) are not
+    Counting happens where DSPy writes history; DSPy cache hits (no usage) are not
     counted. A provider that reports no usage at all is therefore not counted either. DSPy's
     ``disable_history=True`` also turns counting off; the meta-optimizers turn history on
     for their run.
@@ -292,13 +302,17 @@ class UsageMeter:
             self.guard.check()
 
     def after_error(self, error: Exception) -> None:
-        if isinstance(error, _PERMANENT_ERRORS) or isinstance(getattr(error, "__cause__", None), _PERMANENT_ERRORS):
+        cause = getattr(error, "__cause__", None)
+        if isinstance(error, _PERMANENT_ERRORS) or isinstance(cause, _PERMANENT_ERRORS):
             raise PermanentLMError(self.level, error) from error
+        # DSPy's LM layer already retried these with backoff: what reaches us is an outage.
+        if is_retryable_lm_error(error) or (isinstance(cause, Exception) and is_retryable_lm_error(cause)):
+            raise PermanentLMError(self.level, error, how="is unavailable after retries") from error
 
     def record(self, entry: dict) -> None:
         usage = entry.get("usage") or {}
-        # DSPy's cache hits reach the history with empty usage and no cost; they cost nothing.
-        if getattr(entry.get("response"), "cache_hit", False) or (not usage and entry.get("cost") is None):
+        # DSPy's cache hits reach the history with empty usage (and possibly the original cost): free.
+        if getattr(entry.get("response"), "cache_hit", False) or not usage:
             return
         cost = entry.get("cost")
         with self._lock:

@@ -17,6 +17,7 @@ from dspy.teleprompt import COPRO
 from dspy.utils.parallelizer import ParallelExecutor
 from dspy.teleprompt import copro_optimizer as _dspy_copro
 
+from dspy_meta.redact import redact
 from dspy_meta.optimizers.base import OptimizerKind, Param, lm_scope, register_kind
 from dspy_meta.optimizers.prompts import PromptSet, PromptTemplate
 
@@ -85,7 +86,7 @@ class PromptableCOPRO(COPRO):
         proposals = []
         for prediction in predictions:
             if prediction is None or isinstance(prediction, Exception):
-                logger.warning("a COPRO proposal failed: %s", prediction)
+                logger.warning("a COPRO proposal failed: %s", redact(prediction))
                 continue
             instruction = _clean(prediction.proposed_instruction)
             prefix = _clean(prediction.proposed_prefix_for_output_field)

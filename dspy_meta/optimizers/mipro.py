@@ -20,6 +20,7 @@ from dspy.teleprompt import mipro_optimizer_v2 as _mipro
 from dspy.teleprompt.utils import get_signature
 from dspy.utils.parallelizer import ParallelExecutor
 
+from dspy_meta.redact import redact
 from dspy_meta.optimizers.base import OptimizerKind, Param, lm_scope, register_kind
 from dspy_meta.optimizers.prompts import PromptSet, PromptTemplate
 
@@ -98,7 +99,7 @@ class PromptableGroundedProposer(_grounded.GroundedProposer):
             try:
                 self.data_summary = summarize_dataset(trainset, view_data_batch_size, self.prompt_model, prompts)
             except Exception as exc:  # DSPy's proposer also degrades to no summary here
-                logger.warning("dataset summary failed (%s); proposing without it", exc)
+                logger.warning("dataset summary failed (%s); proposing without it", redact(exc))
                 self.use_dataset_summary = False
 
     def propose_instructions_for_program(self, trainset, program, demo_candidates, trial_logs, N):  # noqa: N803

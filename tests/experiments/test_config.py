@@ -45,3 +45,11 @@ def test_missing_and_malformed_files(tmp_path):
     bad.write_text("name: [unclosed")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+@pytest.mark.parametrize("kwargs", [{"api_base": "https://user:pw@host/v1"}, {"extra_headers": {"X": "y"}},
+                                    {"Authorization": "Bearer abcdefgh"}])
+def test_credentials_are_refused_in_configs(kwargs):
+    data = {**MINIMAL, "lms": {**MINIMAL["lms"], "meta": {"model": "openai/x", "kwargs": kwargs}}}
+    with pytest.raises(ConfigError, match="lms.meta.kwargs"):
+        ExperimentConfig.from_dict(data)

@@ -123,10 +123,14 @@ def test_task_guidance_aligns_an_optimizer_whose_prompts_were_copied(lms, shout_
     assert learned.endswith("Task-specific guidance: The program must shout each word back in capitals.")
 
 
-def test_guidance_replaces_earlier_guidance_instead_of_piling_up():
+def test_guidance_replaces_earlier_guidance_and_keeps_accepted_rewrites():
     base = COPRO.prompts
-    first = parse_prompt_proposal("{}", base, guidance="Sort words.", base=base)
+    first = parse_prompt_proposal('{"basic_generate_instruction": "Rewritten by the meta LM."}', base,
+                                  guidance="Sort words.")
     current = base.replace(**first)
-    second = parse_prompt_proposal("", current, guidance="Sort words; output them only.", base=base)
-    text = second["basic_generate_instruction"].instructions
-    assert text.count("Task-specific guidance:") == 1 and text.endswith("output them only.")
+    assert current["basic_generate_instruction"].instructions == "Rewritten by the meta LM."
+    second = parse_prompt_proposal("", current, guidance="Sort words; output them only.")
+    rewritten = second["basic_generate_instruction"].instructions
+    assert rewritten == "Rewritten by the meta LM.\n\nTask-specific guidance: Sort words; output them only."
+    other = second["generate_instruction_given_attempts"].instructions
+    assert other.count("Task-specific guidance:") == 1 and other.endswith("output them only.")

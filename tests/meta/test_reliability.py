@@ -192,3 +192,52 @@ def test_secrets_never_reach_artifacts_or_logs(tmp_path, shout_data, caplog, mon
         assert secret not in path.read_text(errors="replace"), path
     assert caplog.records and all(secret not in record.getMessage() for record in caplog.records)
     assert program.meta_results_.best_score == 1.0  # the run really went through the keyed LMs
+
+
+def test_lm_outage_after_retries_stops_the_run_without_leaking_credentials(tmp_path, shout_data, caplog):
+    from dspy.lm15 import TransportError
+
+    secret = "sk-PLANTED-outage-93ab"
+
+    def unreachable(call):
+        error = TransportError(f"cannot connect to https://user:{secret}@llm.example.invalid/v1")
+        error.retry_after = 0
+        return error
+
+    engines = _engines()
+    engines[2] = ScriptedEngine(unreachable)
+    with caplog.at_level(logging.WARNING, logger="dspy_meta"), \
+            pytest.raises(RunFailed, match="the meta LM is unavailable after retries") as failure:
+        _compile(engines, shout_data, run_dir=str(tmp_path))
+    assert len(engines[2].calls) == 4  # DSPy's first try and three retries
+    assert secret not in str(failure.value) and "***@llm.example.invalid" in str(failure.value)
+    assert all(secret not in p.read_text() for p in tmp_path.rglob("*.json"))
+    assert all(secret not in r.getMessage() for r in caplog.records)
+    # finished work was checkpointed: a resumed run does not repeat it
+    assert (tmp_path / "candidates").exists() and not list((tmp_path / "proposals").glob("*.json"))
+
+
+def test_metric_failure_cap_fails_the_candidate(shout_data):
+    def fragile_metric(example, prediction, trace=None):
+        if getattr(prediction, "answer", None) != example.answer:
+            raise ValueError("cannot compare")
+        return 1.0
+
+    engines = _engines()
+    teleprompter = MetaTeleprompter(fragile_metric, budget=TINY, seed=0, display_progress=False, max_metric_failures=0,
+                                    task_model=engines[0].as_lm(), prompt_model=engines[1].as_lm(),
+                                    meta_model=engines[2].as_lm(), max_bootstrapped_demos=1, max_labeled_demos=0)
+    results = teleprompter.compile(Shout(), trainset=shout_data[0], valset=shout_data[1]).meta_results_
+    # every candidate evaluates some wrong program (inner optimizers score bad instructions too): all fail,
+    # the baseline cannot be scored either, and the run still ends cleanly with the student unchanged
+    scored = [c for c in results.candidates if not c.reused and c.plan is not None]
+    assert scored and all(c.score is None and "TooManyMetricFailures" in c.reason for c in scored)
+    assert results.baseline_score is None and results.returned_baseline
+
+
+def test_resume_refuses_other_lms(tmp_path, shout_data):
+    _compile(_engines(), shout_data, run_dir=str(tmp_path))
+    engines = _engines()
+    engines[2] = ScriptedEngine(aligning_meta_responder, model="another-meta-model")
+    with pytest.raises(ValueError, match=r"holds a different run .*'lms'"):
+        _compile(engines, shout_data, run_dir=str(tmp_path))
