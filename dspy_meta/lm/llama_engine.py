@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import zlib
 from typing import Any
 
 from dspy.lm15 import Message, Response, TextPart, Usage
@@ -61,6 +62,7 @@ class LlamaCppEngine:
         self.name = name or os.path.basename(self.model_path)
         self._llama = None
         self._lock = threading.Lock()
+        self._samples: dict[str, int] = {}
 
     def _model(self):
         if self._llama is None:
@@ -81,11 +83,12 @@ class LlamaCppEngine:
             messages.append({"role": "system", "content": system})
         messages.extend({"role": m.role, "content": m.text or ""} for m in request.messages)
         config = request.config
+        temperature = 0.0 if config.temperature is None else config.temperature
         kwargs: dict[str, Any] = {
             "max_tokens": config.max_tokens or self.default_max_tokens,
             # Deterministic by default: a local default LM should give the same answer twice.
-            "temperature": 0.0 if config.temperature is None else config.temperature,
-            "seed": self.seed if config.seed is None else config.seed,
+            "temperature": temperature,
+            "seed": config.seed if config.seed is not None else self._sample_seed(messages, temperature),
         }
         if config.top_p is not None:
             kwargs["top_p"] = config.top_p
@@ -105,6 +108,18 @@ class LlamaCppEngine:
             usage=Usage(input_tokens=prompt_tokens, output_tokens=output_tokens,
                         total_tokens=prompt_tokens + output_tokens),
         )
+
+    def _sample_seed(self, messages: list[dict], temperature: float) -> int:
+        """A seed per sample. DSPy keeps rollout ids out of the request, and llama.cpp reseeds on every
+        call, so repeated samples of one prompt at temperature > 0 would otherwise all be identical.
+        The n-th sample of a prompt gets the n-th seed: reproducible for a given call sequence."""
+        if not temperature:
+            return self.seed
+        text = repr(messages)
+        with self._lock:
+            count = self._samples.get(text, 0)
+            self._samples[text] = count + 1
+        return (self.seed + zlib.crc32(text.encode()) + 7919 * count) % (2**31)
 
     def stream(self, request):
         from dspy.lm15 import response_to_events

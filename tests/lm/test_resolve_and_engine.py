@@ -80,3 +80,14 @@ def test_make_lm_routes_names():
         make_lm("gpt4")
     with pytest.raises(ValueError, match="non-empty string"):
         make_lm("")
+
+
+def test_repeated_samples_at_temperature_get_different_seeds(engine):
+    lm = dspy.LM("local/fake", engine=engine, cache=False)
+    with dspy.context(lm=lm):
+        dspy.Predict("question -> answer")(question="x")  # temperature 0: the engine's fixed seed
+        for rollout in range(3):
+            with dspy.context(lm=lm.copy(rollout_id=rollout, temperature=1.0)):
+                dspy.Predict("question -> answer")(question="x")
+    seeds = [kwargs["seed"] for _, kwargs in engine._llama.requests]
+    assert seeds[0] == 0 and len(set(seeds[1:])) == 3
