@@ -72,7 +72,7 @@ def _plan_format(library: Mapping[str, OptimizerSpec], limits: PlanLimits) -> st
                                                {"op": "optimize", "ref": names[0], "params": {}}]}]}
     return (
         'A node is one of:\n'
-        '  {"op": "optimize", "ref": NAME, "params": {...optional overrides}}\n'
+        '  {"op": "optimize", "ref": NAME, "params": {...optional: lower numeric budgets only}}\n'
         '  {"op": "sequence", "steps": [node, ...]}\n'
         f'  {{"op": "best_of", "branches": [node, node, ...]}}  (2 to {limits.max_branches} branches)\n'
         f"At most {limits.max_steps} optimize nodes and {limits.max_depth} levels of nesting. No other keys.\n"
@@ -82,8 +82,12 @@ def _plan_format(library: Mapping[str, OptimizerSpec], limits: PlanLimits) -> st
 
 def optimize_structure(ctx: SearchContext, library: Mapping[str, OptimizerSpec], *, steps: int, num_examples: int,
                        attempts: int = 2, limits: PlanLimits | None = None) -> tuple[PlanNode | None, float | None]:
-    """Initialize with each input optimizer, then `steps` proposals of composite plans."""
-    limits = limits or PlanLimits()
+    """Initialize with each input optimizer, then `steps` proposals of composite plans.
+
+    By default proposed plans may only name the input optimizers and lower their budgets
+    (`PlanLimits(refs_only=True, cap_overrides=True)`).
+    """
+    limits = limits or PlanLimits(refs_only=True, cap_overrides=True)
     tried: list[tuple[PlanNode, float | None]] = []
     best_plan, best_score = None, None
     for name, spec in library.items():

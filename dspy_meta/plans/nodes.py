@@ -34,9 +34,19 @@ class PlanError(ValueError):
 
 @dataclass(frozen=True)
 class PlanLimits:
+    """Size and content limits of a plan.
+
+    `refs_only` allows only ``{"op": "optimize", "ref": ...}`` steps (optimizers from the library);
+    `cap_overrides` lets a ref's ``params`` lower numeric budgets but never raise them or change
+    other settings. The meta structure optimizer uses both, so an LLM-written plan cannot spend
+    more per step than the optimizers it was given.
+    """
+
     max_depth: int = 4
     max_steps: int = 8  # optimize nodes in the whole plan
     max_branches: int = 4
+    refs_only: bool = False
+    cap_overrides: bool = False
 
 
 @dataclass(frozen=True)
@@ -145,7 +155,7 @@ def _parse_node(data: Any, path: str, depth: int, library: Mapping[str, Optimize
         raise PlanError(f"{path}: a plan node must be an object, got {type(data).__name__}")
     op = data.get("op")
     if op == "optimize":
-        return _parse_optimize(data, path, library)
+        return _parse_optimize(data, path, library, limits)
     if op in ("sequence", "best_of"):
         key = "steps" if op == "sequence" else "branches"
         _require_keys(data, path, {"op", key}, {"op", key})
@@ -160,7 +170,8 @@ def _parse_node(data: Any, path: str, depth: int, library: Mapping[str, Optimize
     raise PlanError(f"{path}.op: must be one of ['optimize', 'sequence', 'best_of'], got {op!r}")
 
 
-def _parse_optimize(data: Mapping, path: str, library: Mapping[str, OptimizerSpec]) -> OptimizeStep:
+def _parse_optimize(data: Mapping, path: str, library: Mapping[str, OptimizerSpec],
+                    limits: PlanLimits) -> OptimizeStep:
     if "ref" in data:
         _require_keys(data, path, {"op", "ref", "params"}, {"op", "ref"})
         ref = data["ref"]
@@ -169,17 +180,34 @@ def _parse_optimize(data: Mapping, path: str, library: Mapping[str, OptimizerSpe
         params = data.get("params", {})
         if not isinstance(params, Mapping):
             raise PlanError(f"{path}.params: must be an object")
+        if limits.cap_overrides:
+            _check_capped(params, library[ref], f"{path}.params")
         try:
             spec = library[ref].with_params(**params) if params else library[ref]
         except ValueError as exc:
             raise PlanError(f"{path}.params: {exc}") from None
         return OptimizeStep(spec, ref=ref)
+    if limits.refs_only:
+        raise PlanError(f"{path}: use an available optimizer by name, {{\"op\": \"optimize\", \"ref\": NAME}}; "
+                        f"available: {sorted(library)}")
     _require_keys(data, path, {"op", "kind", "params", "prompts", "label"}, {"op", "kind"})
     try:
         spec = OptimizerSpec.from_dict({k: v for k, v in data.items() if k != "op"})
     except ValueError as exc:
         raise PlanError(f"{path}: {exc}") from None
     return OptimizeStep(spec)
+
+
+def _check_capped(params: Mapping, spec: OptimizerSpec, path: str) -> None:
+    for name, value in params.items():
+        current = spec.params.get(name)
+        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if numeric and isinstance(current, (int, float)) and not isinstance(current, bool):
+            if value > current:
+                raise PlanError(f"{path}.{name}: may lower the optimizer's budget ({current}) but not raise it "
+                                f"(got {value})")
+        elif name in spec.params and value != current:
+            raise PlanError(f"{path}.{name}: only numeric budgets may be overridden (keep {current!r})")
 
 
 # JSON Schema of a plan, shown to the meta LM; `plan_from_dict` is the authority.

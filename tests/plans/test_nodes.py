@@ -71,3 +71,20 @@ def test_limits_are_configurable():
     assert plan_from_dict(_nest(5), limits=PlanLimits(max_depth=5))
     with pytest.raises(PlanError, match="at most 1"):
         plan_from_dict(TWO_STEP, limits=PlanLimits(max_steps=1))
+
+
+def test_meta_plans_may_only_use_the_library_and_lower_budgets():
+    library = {"copro": OptimizerSpec.create("copro", breadth=4, depth=2),
+               "mipro": OptimizerSpec.create("mipro_v2", num_candidates=4, num_trials=6)}
+    strict = PlanLimits(refs_only=True, cap_overrides=True)
+    lowered = plan_from_dict({"op": "optimize", "ref": "copro", "params": {"breadth": 2}}, library=library,
+                             limits=strict)
+    assert lowered.spec.params["breadth"] == 2
+    with pytest.raises(PlanError, match="use an available optimizer by name"):
+        plan_from_dict({"op": "optimize", "kind": "gepa", "params": {"max_metric_calls": 100000}},
+                       library=library, limits=strict)
+    with pytest.raises(PlanError, match=r"plan.params.breadth: may lower .* \(4\) but not raise it \(got 50\)"):
+        plan_from_dict({"op": "optimize", "ref": "copro", "params": {"breadth": 50}}, library=library, limits=strict)
+    with pytest.raises(PlanError, match="only numeric budgets may be overridden"):
+        plan_from_dict({"op": "optimize", "ref": "mipro", "params": {"auto": "heavy"}}, library=library,
+                       limits=strict)
