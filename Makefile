@@ -1,12 +1,14 @@
 # One-command entry points (see README.md).
-PYTHON ?= python
+PYTHON ?= $(shell command -v python >/dev/null 2>&1 && echo python || echo python3)
 # llama.cpp's native build uses CPU instructions (AMX) some machines advertise but trap: build portably.
 LLAMA_CMAKE_ARGS = -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF
 
 .PHONY: setup demo test test-fast test-local
 
+# The portable build is installed unless exactly llama-cpp-python 0.3.36 is already there (another version
+# would make the pinned `local` extra rebuild it natively).
 setup:
-	@$(PYTHON) -c "import llama_cpp" 2>/dev/null || \
+	@$(PYTHON) -c "import llama_cpp, sys; sys.exit(llama_cpp.__version__ != '0.3.36')" 2>/dev/null || \
 		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PYTHON) -m pip install --no-cache-dir llama-cpp-python==0.3.36
 	$(PYTHON) -m pip install -q -e '.[dev,local]'
 

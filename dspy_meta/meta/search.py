@@ -141,10 +141,11 @@ class SearchContext:
             composite = CompositeOptimizer(plan, self.metric, prompt_model=self.prompt_lm, task_model=self.task_lm,
                                            num_threads=self.num_threads, seed=self.seed)
             program = composite.compile(self.student.deepcopy(), trainset=self.trainset, valset=self.valset)
-            score, reason = self._screen(program, best_before)
-            if score is None:
+            screened, reason = self._screen(program, best_before)
+            if screened is None:
                 score = score_program(program, self.valset, self.metric, num_threads=self.num_threads,
                                       lm=self.task_lm)
+            # else: no validation score (a minibatch score is not comparable); the reason carries it
         except (Exception, TooManyMetricFailures) as exc:  # one failing candidate must not end the run
             reason = f"run failed: {type(exc).__name__}: {redact(exc)}"
             logger.warning("candidate %d (%s) %s", index, stage, reason)

@@ -31,6 +31,21 @@ def test_same_call_as_mipro_v2(engines):
     assert results[MetaTeleprompter].meta_results_.candidates
 
 
+def test_mipro_v2_constructor_and_compile_arguments_are_accepted(engines, shout_data):
+    program_engine, optimizer_engine, _ = engines
+    mipro_style = dict(metric=shout_metric, num_candidates=2, num_threads=2, max_errors=5, seed=0,
+                       init_temperature=1.0, verbose=False, track_stats=True, teacher_settings={}, log_dir=None,
+                       metric_threshold=None, prompt_model=optimizer_engine.as_lm(),
+                       task_model=program_engine.as_lm(), auto="light")
+    teleprompter = MetaTeleprompter(display_progress=False, budget=TINY, **mipro_style)
+    program = teleprompter.compile(Shout(), trainset=shout_data[0], valset=shout_data[1], max_bootstrapped_demos=0,
+                                   max_labeled_demos=0, num_trials=3, minibatch=False)
+    mipro = next(c for c in program.meta_results_.candidates if c.stage == "initial:mipro_v2")
+    assert mipro.plan["params"]["num_candidates"] == 2  # num_candidates reached the MIPROv2 input
+    assert mipro.plan["params"]["max_bootstrapped_demos"] == 0  # compile-time demo limits too
+    assert teleprompter.max_bootstrapped_demos == 4  # ... for that call only
+
+
 def test_end_to_end_meta_optimization_beats_the_inputs(lms, shout_data):
     program = _meta(lms).compile(Shout(), trainset=shout_data[0], valset=shout_data[1])
     results = program.meta_results_
