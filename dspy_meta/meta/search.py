@@ -28,7 +28,7 @@ from dspy_meta.meta.checks import GuardedMetric, TooManyMetricFailures, data_has
 from dspy_meta.meta.results import CandidateRecord, MetaResults
 from dspy_meta.meta.storage import RunStore
 from dspy_meta.meta.usage import (
-    LEVELS, BudgetExhausted, CallMemo, LevelUsage, PermanentLMError, StopRun, UsageLimits, UsageMeter, guard_meters,
+    LEVELS, BudgetExhausted, CallMemo, LevelUsage, PermanentLMError, UsageLimits, UsageMeter, guard_meters,
 )
 from dspy_meta.plans.composite import CompositeOptimizer
 from dspy_meta.plans.nodes import PlanNode
