@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["redact"]
+__all__ = ["redact", "is_secret_setting"]
+
+_SECRET_WORDS = ("key", "secret", "password", "header", "credential", "auth")
+_SECRET_NAMES = ("token", "access_token", "auth_token", "id_token")
 
 _PATTERNS = [
     (re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@", re.I), r"\1***@"),  # URL userinfo
@@ -24,3 +27,12 @@ def redact(text: object) -> str:
     for pattern, replacement in _PATTERNS:
         result = pattern.sub(replacement, result)
     return result
+
+
+def is_secret_setting(name: str) -> bool:
+    """Whether an LM setting name holds a credential (``api_key``, ``extra_headers``, ``token``, ...).
+
+    Sampling settings such as ``max_tokens`` are not secrets.
+    """
+    lowered = name.lower()
+    return lowered in _SECRET_NAMES or any(word in lowered for word in _SECRET_WORDS)

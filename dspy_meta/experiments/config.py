@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from dspy_meta.meta.budget import MetaBudget
-from dspy_meta.redact import redact
+from dspy_meta.redact import is_secret_setting, redact
 
 __all__ = ["ConfigError", "LMConfig", "TaskConfig", "ExperimentConfig", "load_config", "METHODS"]
 
@@ -60,8 +60,7 @@ class LMConfig:
         kwargs = data.get("kwargs", {})
         if not isinstance(kwargs, Mapping):
             raise ConfigError(f"{path}.kwargs: must be a mapping")
-        secret = {k for k in kwargs if any(w in k.lower() for w in ("key", "header", "auth", "secret", "password"))
-                  or k.lower() in ("token", "access_token")}
+        secret = {k for k in kwargs if is_secret_setting(k)}
         if secret:
             raise ConfigError(f"{path}.kwargs: {sorted(secret)} look like secrets; set them in the environment "
                               "(e.g. OPENAI_API_KEY), never in a config file")

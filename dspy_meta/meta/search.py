@@ -32,7 +32,7 @@ from dspy_meta.meta.usage import (
 )
 from dspy_meta.plans.composite import CompositeOptimizer
 from dspy_meta.plans.nodes import PlanNode
-from dspy_meta.redact import redact
+from dspy_meta.redact import is_secret_setting, redact
 
 logger = logging.getLogger(__name__)
 
@@ -261,9 +261,7 @@ def _baseline_score(student, valset, metric: GuardedMetric, num_threads, lm) -> 
 
 def _lm_identity(lm) -> str:
     """Model and settings of an LM, without credentials (the fingerprint is written to disk)."""
-    settings = {k: v for k, v in sorted(getattr(lm, "kwargs", {}).items())
-                if not any(w in k.lower() for w in ("key", "header", "auth", "secret", "password", "token"))
-                or k == "max_tokens"}
+    settings = {k: v for k, v in sorted(getattr(lm, "kwargs", {}).items()) if not is_secret_setting(k)}
     return redact(f"{getattr(lm, 'model', type(lm).__name__)} {settings}")
 
 

@@ -21,7 +21,7 @@ from dspy.utils.exceptions import (
     LMAuthError, LMBillingError, LMConfigurationError, LMUnsupportedModelError, is_retryable_lm_error,
 )
 
-from dspy_meta.redact import redact
+from dspy_meta.redact import is_secret_setting, redact
 
 __all__ = ["LEVELS", "LevelUsage", "UsageLimits", "UsageMeter", "CallMemo", "StopRun", "BudgetExhausted",
            "PermanentLMError"]
@@ -216,13 +216,10 @@ class CallMemo:
 
 
 def _is_client_setting(name: str) -> bool:
+    """Connection settings and credentials: not part of what a request asks."""
     from dspy.clients.backend_selection import CLIENT_KEYS
 
-    lowered = name.lower()
-    # max_tokens and other sampling settings must stay in the key; credentials must not.
-    return (name in CLIENT_KEYS or lowered.startswith("api_") or lowered.endswith("key")
-            or lowered in ("token", "access_token", "auth_token") or any(
-                word in lowered for word in ("secret", "password", "header", "credential")))
+    return name in CLIENT_KEYS or name.lower().startswith("api_") or is_secret_setting(name)
 
 
 _METERED_CLASSES: dict[type, type] = {}
