@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from dspy_meta._validation import check_keys
 from dspy_meta.meta.budget import MetaBudget
 from dspy_meta.redact import is_secret_setting, redact
 
@@ -26,15 +27,7 @@ class ConfigError(ValueError):
 
 
 def _check_keys(data: Any, path: str, allowed: set[str], required: set[str] = frozenset()) -> Mapping:
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{path}: must be a mapping, got {type(data).__name__}")
-    unknown = set(data) - allowed
-    if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
-    missing = required - set(data)
-    if missing:
-        raise ConfigError(f"{path}: missing key(s) {sorted(missing)}")
-    return data
+    return check_keys(data, path, allowed, required, error=ConfigError)
 
 
 def _int(value: Any, path: str, low: int = 0) -> int:

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Union
 
+from dspy_meta._validation import check_keys
 from dspy_meta.optimizers.spec import OptimizerSpec
 
 __all__ = ["PlanLimits", "PlanError", "OptimizeStep", "Sequence", "BestOf", "PlanNode", "parse_plan", "plan_to_json",
@@ -139,12 +140,7 @@ def plan_from_dict(data: Any, *, library: Mapping[str, OptimizerSpec] | None = N
 
 
 def _require_keys(data: Mapping, path: str, allowed: set[str], required: set[str]) -> None:
-    unknown = set(data) - allowed
-    if unknown:
-        raise PlanError(f"{path}: unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
-    missing = required - set(data)
-    if missing:
-        raise PlanError(f"{path}: missing key(s) {sorted(missing)}")
+    check_keys(data, path, allowed, required, error=PlanError)
 
 
 def _parse_node(data: Any, path: str, depth: int, library: Mapping[str, OptimizerSpec],
