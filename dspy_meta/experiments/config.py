@@ -30,6 +30,13 @@ def _check_keys(data: Any, path: str, allowed: set[str], required: set[str] = fr
     return check_keys(data, path, allowed, required, error=ConfigError)
 
 
+def _kwargs(data: Mapping, path: str) -> dict[str, Any]:
+    kwargs = data.get("kwargs", {})
+    if not isinstance(kwargs, Mapping):
+        raise ConfigError(f"{path}.kwargs: must be a mapping")
+    return dict(kwargs)
+
+
 def _int(value: Any, path: str, low: int = 0) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < low:
         raise ConfigError(f"{path}: must be an integer >= {low}, got {value!r}")
@@ -50,9 +57,7 @@ class LMConfig:
         data = _check_keys(data, path, {"model", "kwargs"}, {"model"})
         if not isinstance(data["model"], str) or not data["model"]:
             raise ConfigError(f"{path}.model: must be a non-empty string")
-        kwargs = data.get("kwargs", {})
-        if not isinstance(kwargs, Mapping):
-            raise ConfigError(f"{path}.kwargs: must be a mapping")
+        kwargs = _kwargs(data, path)
         secret = {k for k in kwargs if is_secret_setting(k)}
         if secret:
             raise ConfigError(f"{path}.kwargs: {sorted(secret)} look like secrets; set them in the environment "
@@ -60,7 +65,7 @@ class LMConfig:
         for name in ("api_base", "base_url"):
             if name in kwargs and redact(str(kwargs[name])) != str(kwargs[name]):
                 raise ConfigError(f"{path}.kwargs.{name}: holds credentials; keep them out of config files")
-        return cls(model=data["model"], kwargs=dict(kwargs))
+        return cls(model=data["model"], kwargs=kwargs)
 
     def build(self):
         from dspy_meta.lm import make_lm
@@ -82,10 +87,7 @@ class TaskConfig:
         data = _check_keys(data, path, {"name", "kwargs"}, {"name"})
         if data["name"] not in available_tasks():
             raise ConfigError(f"{path}.name: unknown task {data['name']!r}; available: {available_tasks()}")
-        kwargs = data.get("kwargs", {})
-        if not isinstance(kwargs, Mapping):
-            raise ConfigError(f"{path}.kwargs: must be a mapping")
-        return cls(name=data["name"], kwargs=dict(kwargs))
+        return cls(name=data["name"], kwargs=_kwargs(data, path))
 
     def load(self):
         from dspy_meta.benchmarks import load_task
