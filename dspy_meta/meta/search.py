@@ -8,9 +8,11 @@ candidates so they are never run twice, and assembles the results.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import random
+import threading
 import zlib
 from abc import abstractmethod
 from collections.abc import Callable
@@ -20,9 +22,12 @@ from typing import Any
 import dspy
 from dspy.teleprompt import Teleprompter
 from dspy.utils.exceptions import AdapterParseError
+from dspy.utils.parallelizer import ParallelExecutor
 from tqdm.auto import tqdm
 
+from dspy_meta._tqdm_guard import concurrent_tqdm
 from dspy_meta.evaluation import score_program
+from dspy_meta.meta.adapter_memo import AdapterMemo
 from dspy_meta.meta.budget import MetaBudget
 from dspy_meta.meta.checks import GuardedMetric, TooManyMetricFailures, data_hash, forward_inputs
 from dspy_meta.meta.results import CandidateRecord, MetaResults
@@ -79,6 +84,80 @@ class SearchContext:
     _programs: dict[str, tuple[float | None, dspy.Module | None, str]] = field(default_factory=dict)
     _best: tuple[float, dspy.Module] | None = None
     _usage_mark: dict[str, LevelUsage] | None = None
+    _progress_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def branch(self) -> SearchContext:
+        """A context for work that runs beside its siblings (see `run_branches`).
+
+        It has its own candidate records, usage meters (which also count for the run) and
+        metric failure count; it shares the data, the LMs' call memo and thread budget, the
+        checkpoints and the progress bar, and knows every candidate evaluated so far.
+        """
+        meters = {level: UsageMeter(level, parent=self.meters[level]) for level in LEVELS}
+        metric = self.metric
+        if isinstance(metric, GuardedMetric):
+            metric = GuardedMetric(metric.metric, metric.max_failures)
+        memo = self.memo.view() if self.memo is not None else None
+        child = dataclasses.replace(
+            self, metric=metric, meters=meters, memo=memo, task_lm=meters["program"].attach(self.task_lm, memo),
+            prompt_lm=meters["optimizer"].attach(self.prompt_lm, memo),
+            meta_lm=meters["meta"].attach(self.meta_lm, memo),
+            results=MetaResults(), _programs=dict(self._programs), _best=None, _usage_mark=None)
+        child.start_recording()
+        return child
+
+    def merge(self, branches: list[SearchContext]) -> None:
+        """Take the branches' records in branch order, as if they had run one after another."""
+        for branch in branches:
+            for record in branch.results.candidates:
+                record.index = len(self.results.candidates)
+                self.results.candidates.append(record)
+            self._programs.update(branch._programs)
+            self.results.best_optimizers.update(branch.results.best_optimizers)
+            if branch._best is not None and (self._best is None or branch._best[0] > self._best[0]):
+                self._best = branch._best
+                self.results.best_score, self.results.best_plan = branch.results.best_score, branch.results.best_plan
+        self._usage_mark = self.usage()
+
+    def run_branches(self, items: list, work: Callable[[SearchContext, Any], Any]) -> list:
+        """``[work(branch, item) for item in items]``, the items run concurrently when threads allow.
+
+        For independent pieces of a search (e.g. tuning each input optimizer's prompts). Each
+        item gets a `branch` context; records are merged in item order, so the results are the
+        ones a sequential run gives (only the split of usage between candidates may differ,
+        when two branches ask the LM the same thing). All branches finish before the first
+        error (a usage limit, a permanent LM error) is raised.
+        """
+        if len(items) <= 1 or (self.num_threads or 1) <= 1:
+            return [work(self, item) for item in items]
+        branches = [self.branch() for _ in items]
+
+        def run(job):
+            branch, item = job
+            try:
+                return True, work(branch, item)
+            except BaseException as exc:  # noqa: BLE001 -- raised below, once every branch has stopped
+                return False, exc
+
+        # DSPy's executor carries dspy.context into the threads; no straggler re-runs (timeout=0).
+        executor = ParallelExecutor(num_threads=len(items), max_errors=len(items) + 1, disable_progress_bar=True,
+                                    timeout=0)
+        with concurrent_tqdm():
+            outcomes = executor.execute(run, list(zip(branches, items, strict=True)))
+        self.merge(branches)
+        for ok, value in outcomes:
+            if not ok:
+                raise value
+        return [value for _, value in outcomes]
+
+    def _advance_progress(self, steps: int = 1, *, planned: int = 0) -> None:
+        with self._progress_lock:
+            if planned and self.progress.total is not None:
+                self.progress.total += planned
+                self.progress.refresh()
+            if steps:
+                self.progress.update(steps)
+                self.progress.set_postfix(best=self.results.best_score)
 
     def usage(self) -> dict[str, LevelUsage]:
         return {level: meter.snapshot() for level, meter in self.meters.items()}
@@ -119,8 +198,7 @@ class SearchContext:
         record.usage = self._usage_since_last_record()
         logger.info("candidate %d [%s] score=%s %s", record.index, stage, record.score, record.reason)
         self.results.candidates.append(record)
-        self.progress.update(1)
-        self.progress.set_postfix(best=self.results.best_score)
+        self._advance_progress()
         return record
 
     def _run_candidate(self, plan: PlanNode, key: str, index: int, stage: str, best_before: float | None):
@@ -202,7 +280,7 @@ class SearchContext:
         self.results.candidates.append(CandidateRecord(
             index=len(self.results.candidates), stage=stage, plan=None, best_before=best_before, reason=reason,
             analysis=analysis, usage=self._usage_since_last_record()))
-        self.progress.update(1)
+        self._advance_progress()
 
     def meta_lm_for(self, key: str) -> dspy.BaseLM:
         """The meta LM with a rollout id per proposal: diverse samples without turning the cache off."""
@@ -239,9 +317,8 @@ class SearchContext:
                 reason = redact(exc)
                 self.reject(stage, f"invalid proposal: {reason}", best_before=best_before)
                 feedback = f"Your previous proposal was rejected: {reason}"
-                if attempt + 1 < attempts and self.progress.total is not None:
-                    self.progress.total += 1  # a retry is one more step than planned
-                    self.progress.refresh()
+                if attempt + 1 < attempts:
+                    self._advance_progress(0, planned=1)  # a retry is one more step than planned
         return None
 
     @property
@@ -362,18 +439,22 @@ class MetaSearch(Teleprompter):
         meters = {level: UsageMeter(level) for level in LEVELS}
         guard_meters(meters, limits)
         memo = CallMemo()
+        # One thread budget for the whole run: at most this many LM requests in flight, at all levels.
+        slots = threading.BoundedSemaphore(self.num_threads or dspy.settings.num_threads or 1)
         with tqdm(total=self._planned_candidates(budget), desc=type(self).__name__, unit="candidate",
                   disable=not self.display_progress) as progress:
             ctx = SearchContext(
                 metric=metric, student=student, trainset=trainset, valset=valset,
-                task_lm=meters["program"].attach(task_lm, memo), prompt_lm=meters["optimizer"].attach(prompt_lm, memo),
-                meta_lm=meters["meta"].attach(meta_lm, memo), num_threads=self.num_threads, seed=seed,
+                task_lm=meters["program"].attach(task_lm, memo, slots),
+                prompt_lm=meters["optimizer"].attach(prompt_lm, memo, slots),
+                meta_lm=meters["meta"].attach(meta_lm, memo, slots), num_threads=self.num_threads, seed=seed,
                 meters=meters, progress=progress, store=store, memo=memo,
                 screen_size=budget.screen_size, screen_margin=budget.screen_margin_pct / 100,
             )
             ctx.results.valset_size, ctx.results.seed = len(valset), seed
             try:
-                with dspy.context(lm=ctx.task_lm, disable_history=False):
+                adapter = AdapterMemo().wrap(dspy.settings.adapter or dspy.ChatAdapter())
+                with dspy.context(lm=ctx.task_lm, adapter=adapter, disable_history=False):
                     ctx.results.baseline_score = ctx.checkpointed("baseline", "baseline", lambda: _baseline_score(
                         student, valset, metric, self.num_threads, ctx.task_lm))
                     ctx.start_recording()

@@ -143,11 +143,15 @@ class MetaTeleprompter(MetaSearch):
         return MetaSearch.compile(run, student, trainset=trainset, valset=valset, seed=seed)
 
     def _run_search(self, ctx: SearchContext, budget: MetaBudget) -> None:
-        tuned = {}
-        for name, spec in self._library(budget).items():
-            best, _ = optimize_prompts(ctx, name, spec, steps=budget.prompt_steps, num_examples=budget.num_examples,
-                                       attempts=budget.proposal_attempts)
-            tuned[name] = best
-            ctx.results.best_optimizers[name] = best.to_dict()
+        def tune(branch: SearchContext, item):
+            name, spec = item
+            best, _ = optimize_prompts(branch, name, spec, steps=budget.prompt_steps,
+                                       num_examples=budget.num_examples, attempts=budget.proposal_attempts)
+            return best
+
+        # Each input's prompt search is independent of the others': they run side by side.
+        library = self._library(budget)
+        tuned = dict(zip(library, ctx.run_branches(list(library.items()), tune), strict=True))
+        ctx.results.best_optimizers.update({name: spec.to_dict() for name, spec in tuned.items()})
         optimize_structure(ctx, tuned, steps=budget.structure_steps, num_examples=budget.num_examples,
                            attempts=budget.proposal_attempts, limits=self.limits)

@@ -8,6 +8,7 @@ history; each new call first checks the run's `UsageLimits`; a permanent provide
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -149,12 +150,20 @@ class CallMemo:
     from other threads wait for its answer instead of paying for it twice.
     """
 
-    def __init__(self):
+    def __init__(self, checkpointed: bool = True):
+        self.checkpointed = checkpointed  # False: nothing is kept for `drain`
         self._answers: dict[str, Any] = {}
         self._fresh: dict[str, Any] = {}  # answered since the last `drain`, for checkpoints
         self._pending: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
         self.hits = 0
+
+    def view(self) -> CallMemo:
+        """The same answers, with its own list of what it added: one per concurrent branch, so each
+        branch's checkpoint holds the answers that branch obtained."""
+        other = copy.copy(self)
+        other._fresh = {}
+        return other
 
     def drain(self) -> list[list]:
         """Answers added since the last drain, as JSON-safe ``[key, answer]`` pairs (others are skipped)."""
@@ -207,7 +216,8 @@ class CallMemo:
             answer = call()
             with self._lock:
                 self._answers[key] = copy.deepcopy(answer)
-                self._fresh[key] = self._answers[key]
+                if self.checkpointed:
+                    self._fresh[key] = self._answers[key]
             return answer
         finally:
             with self._lock:
@@ -234,7 +244,8 @@ def _metered_class(base: type) -> type:
                 for meter in self._dspy_meta_meters:
                     meter.before_call()
                 try:
-                    return base.__call__(self, *args, **kwargs)
+                    with self._dspy_meta_slots or contextlib.nullcontext():
+                        return base.__call__(self, *args, **kwargs)
                 except Exception as exc:
                     for meter in self._dspy_meta_meters:
                         meter.after_error(exc)
@@ -277,14 +288,21 @@ class UsageMeter:
     for their run.
     """
 
-    def __init__(self, level: str):
+    def __init__(self, level: str, parent: UsageMeter | None = None):
         self.level = level
+        self.parent = parent  # a branch's meter: usage replayed from a checkpoint counts for the run too
         self.guard: _Guard | None = None
         self._usage = LevelUsage()
         self._lock = threading.Lock()
 
-    def attach(self, lm: dspy.BaseLM, memo: CallMemo | None = None) -> dspy.BaseLM:
-        """A metered copy of `lm`; with a `memo`, identical requests are answered once per run."""
+    def attach(self, lm: dspy.BaseLM, memo: CallMemo | None = None,
+               slots: threading.Semaphore | None = None) -> dspy.BaseLM:
+        """A metered copy of `lm`; with a `memo`, identical requests are answered once per run.
+
+        `slots` caps the requests in flight at once, across every LM that shares it: one thread
+        budget for the whole run, however deeply evaluations nest. An LM already metered keeps
+        its meters, memo and slots and adds this meter.
+        """
         metered = lm.copy()
         outer = tuple(getattr(lm, "_dspy_meta_meters", ()))  # an LM metered by a caller keeps its meters
         base = type(lm).__mro__[1] if outer else type(lm)
@@ -292,6 +310,7 @@ class UsageMeter:
         metered.__class__ = _metered_class(base)
         metered._dspy_meta_meters = (*outer, self)
         metered._dspy_meta_memo = memo if memo is not None else getattr(lm, "_dspy_meta_memo", None)
+        metered._dspy_meta_slots = slots if slots is not None else getattr(lm, "_dspy_meta_slots", None)
         return metered
 
     def before_call(self) -> None:
@@ -321,6 +340,8 @@ class UsageMeter:
 
     def add(self, usage: LevelUsage) -> None:
         """Count usage recorded earlier (a resumed run replays its checkpoints)."""
+        if self.parent is not None:
+            self.parent.add(usage)
         with self._lock:
             self._usage.calls += usage.calls
             self._usage.input_tokens += usage.input_tokens

@@ -1,0 +1,86 @@
+from typing import Literal
+
+import dspy
+
+from dspy_meta.meta.adapter_memo import AdapterMemo, request_key
+from dspy_meta.testing import ScriptedEngine
+
+
+class _CountingAdapter(dspy.ChatAdapter):
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def __call__(self, lm, lm_kwargs, signature, demos, inputs):
+        self.calls += 1
+        return super().__call__(lm, lm_kwargs, signature, demos, inputs)
+
+
+def _engine():
+    return ScriptedEngine(lambda call: {"answer": str(call.inputs.get("q", "")).upper()})
+
+
+def test_repeated_predictor_calls_reach_the_adapter_once():
+    base = _CountingAdapter()
+    adapter = AdapterMemo().wrap(base)
+    engine = _engine()
+    with dspy.context(lm=engine.as_lm(), adapter=adapter):
+        first = dspy.Predict("q -> answer")(q="x")
+        again = dspy.Predict("q -> answer")(q="x")
+        other = dspy.Predict("q -> answer")(q="y")
+    assert first.answer == again.answer == "X" and other.answer == "Y"
+    assert adapter.calls == 2 and len(engine.calls) == 2
+    assert isinstance(adapter, dspy.ChatAdapter) and base.calls == 0  # the user's adapter object is not used
+
+
+def test_instructions_demos_settings_and_lm_are_part_of_the_key():
+    adapter = AdapterMemo().wrap(dspy.ChatAdapter())
+    engine = _engine()
+    lm = engine.as_lm()
+    with dspy.context(lm=lm, adapter=adapter):
+        dspy.Predict("q -> answer")(q="x")
+        dspy.Predict(dspy.Signature("q -> answer", "Other instructions."))(q="x")
+        with_demo = dspy.Predict("q -> answer")
+        with_demo.demos = [dspy.Example(q="a", answer="A")]
+        with_demo(q="x")
+        dspy.Predict("q -> answer", temperature=0.7)(q="x")
+    with dspy.context(lm=lm.copy(rollout_id=3, temperature=1.0), adapter=adapter):
+        dspy.Predict("q -> answer")(q="x")
+    assert len(engine.calls) == 5
+
+
+def _choice_signature(annotation):
+    class Choose(dspy.Signature):
+        q: str = dspy.InputField()
+        answer: annotation = dspy.OutputField()
+
+    return Choose
+
+
+def test_same_named_types_stay_apart_and_non_plain_inputs_are_not_memoized():
+    adapter = dspy.ChatAdapter()
+    lm = _engine().as_lm()
+    first, second = _choice_signature(Literal["A"]), _choice_signature(Literal["B"])
+    assert first.__name__ == second.__name__
+    assert request_key(adapter, lm, {}, first, [], {"q": "x"}) != request_key(adapter, lm, {}, second, [], {"q": "x"})
+    assert request_key(adapter, lm, {}, first, [], {"q": object()}) is None
+    assert request_key(adapter, lm, {}, first, [{"q": object()}], {"q": "x"}) is None
+
+
+def test_a_failing_call_is_not_remembered():
+    answers = iter([ValueError("flaky"), {"answer": "ok"}])
+
+    def respond(call):
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    engine = ScriptedEngine(respond)
+    adapter = AdapterMemo().wrap(dspy.ChatAdapter())
+    with dspy.context(lm=engine.as_lm(num_retries=0), adapter=adapter):
+        try:
+            dspy.Predict("q -> answer")(q="x")
+        except Exception:
+            pass
+        assert dspy.Predict("q -> answer")(q="x").answer == "ok"

@@ -1,0 +1,92 @@
+"""Independent parts of a meta search run side by side, under one thread budget, with sequential results."""
+
+import threading
+import time
+
+import pytest
+
+from dspy_meta import MetaTeleprompter
+from dspy_meta.testing import ScriptedEngine
+from dspy_meta.testing.toy_task import (
+    Shout, aligning_meta_responder, shout_metric, shout_optimizer_responder, shout_program_responder,
+)
+
+from .conftest import TINY
+
+
+def _compile(engines, data, **kwargs):
+    kwargs = {"budget": TINY, "seed": 0, "display_progress": False, "max_bootstrapped_demos": 1,
+              "max_labeled_demos": 0, **kwargs}
+    teleprompter = MetaTeleprompter(shout_metric, task_model=engines[0].as_lm(), prompt_model=engines[1].as_lm(),
+                                    meta_model=engines[2].as_lm(), **kwargs)
+    return teleprompter.compile(Shout(), trainset=data[0], valset=data[1])
+
+
+def _engines(program=None, optimizer=None):
+    return [ScriptedEngine(program or (lambda c: shout_program_responder(c, demos_help=False))),
+            ScriptedEngine(optimizer or shout_optimizer_responder), ScriptedEngine(aligning_meta_responder)]
+
+
+def _records(results):
+    return [(c.index, c.stage, c.plan, c.score, c.best_before, c.accepted, c.reason, c.reused)
+            for c in results.candidates]
+
+
+def test_concurrent_run_gives_the_sequential_result(shout_data):
+    sequential_engines, concurrent_engines = _engines(), _engines()
+    sequential = _compile(sequential_engines, shout_data, num_threads=1)
+    concurrent = _compile(concurrent_engines, shout_data, num_threads=4)
+    one, many = sequential.meta_results_, concurrent.meta_results_
+    assert _records(many) == _records(one)
+    assert many.best_plan == one.best_plan and many.best_optimizers == one.best_optimizers
+    assert concurrent.dump_state() == sequential.dump_state()
+    assert {level: u.calls for level, u in many.usage.items()} == {level: u.calls for level, u in one.usage.items()}
+    # every call is counted once: per-candidate usage adds up to the total, less the baseline's
+    baseline_calls = len(shout_data[1])
+    assert sum(c.usage["program"].calls for c in many.candidates) == many.usage["program"].calls - baseline_calls
+    assert [len(e.calls) for e in concurrent_engines] == [len(e.calls) for e in sequential_engines]
+
+
+def test_the_inputs_prompt_searches_overlap(shout_data):
+    """COPRO's first proposal waits for MIPROv2's first LM call: only a concurrent run lets both through."""
+    mipro_started = threading.Event()
+    waited = []
+
+    def optimizer(call):
+        if "dataset" in call.instructions.lower() or "pseudo-code" in call.instructions.lower():
+            mipro_started.set()
+        elif "instruction optimizer" in call.instructions.lower() and not waited:
+            waited.append(mipro_started.wait(timeout=20))
+        return shout_optimizer_responder(call)
+
+    _compile(_engines(optimizer=optimizer), shout_data, num_threads=4)
+    assert waited == [True]
+
+
+@pytest.mark.parametrize("threads", [2, 4])
+def test_requests_in_flight_never_exceed_num_threads(shout_data, threads):
+    lock, in_flight, peak = threading.Lock(), [0], [0]
+
+    def slow(responder):
+        def respond(call):
+            with lock:
+                in_flight[0] += 1
+                peak[0] = max(peak[0], in_flight[0])
+            time.sleep(0.005)
+            with lock:
+                in_flight[0] -= 1
+            return responder(call)
+        return respond
+
+    engines = [ScriptedEngine(slow(lambda c: shout_program_responder(c, demos_help=False))),
+               ScriptedEngine(slow(shout_optimizer_responder)), ScriptedEngine(slow(aligning_meta_responder))]
+    _compile(engines, shout_data, num_threads=threads)
+    assert peak[0] == threads  # busy up to the budget, never past it (3 branches x `threads` evaluations)
+
+
+def test_a_finished_concurrent_run_resumes_without_any_lm_call(tmp_path, shout_data):
+    first = _compile(_engines(), shout_data, num_threads=4, run_dir=str(tmp_path)).meta_results_
+    engines = _engines()
+    again = _compile(engines, shout_data, num_threads=4, run_dir=str(tmp_path)).meta_results_
+    assert again.to_dict() == first.to_dict()
+    assert [len(e.calls) for e in engines] == [0, 0, 0]
