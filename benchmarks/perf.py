@@ -3,9 +3,15 @@
 Measures, on the scripted "shout" task:
   1. wasted calls: LM calls made vs distinct (prompt, settings) calls, per level;
   2. overhead: MetaTeleprompter's evaluation path vs a plain dspy.Evaluate over the same calls (0 ms LM);
-  3. parallel efficiency of a full MetaTeleprompter compile at several thread counts (50 ms LM);
+  3. parallel efficiency of a full MetaTeleprompter compile at several thread counts (50 ms LM), with the
+     run's dependency floor (its wall time when threads are unlimited) and its CPU time (0 ms LM);
   4. calls per meta step, and the meta level's share of program-level tokens;
   5. evaluation cost cutting: calls saved by minibatch screening, and its result vs full evaluation.
+
+Two simulated optimizer LMs ("workloads"): `repeating` answers the same request with the same words,
+so many candidate programs coincide and their evaluations are answered from the run's memo; `sampling`
+words every sample differently, as a real LM at temperature 1 does, so every candidate is a new
+program that must be evaluated.
 
 Run:  python benchmarks/perf.py [--latency-ms 50] [--threads 1 4 16] [--json benchmarks/perf_results.json]
 Prints a table and writes JSON. It measures; it asserts nothing.
@@ -14,10 +20,13 @@ Prints a table and writes JSON. It measures; it asserts nothing.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import sys
+import threading
 import time
+import zlib
 from pathlib import Path
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -38,6 +47,26 @@ BUDGET = MetaBudget(prompt_steps=2, structure_steps=2, copro_breadth=3, copro_de
                     mipro_trials=4, max_valset=40)
 
 
+def _sampling_optimizer():
+    """An optimizer LM that words every sample differently (a real LM at temperature 1 would)."""
+    lock, seen = threading.Lock(), collections.Counter()
+
+    def respond(call):
+        answer = shout_optimizer_responder(call)
+        request = repr((call.system, call.messages))
+        with lock:
+            repeat = seen[request]
+            seen[request] += 1
+        tag = f"(variant {zlib.crc32(request.encode()) % 1000}.{repeat})"
+        for name in ("proposed_instruction", "new_instruction"):
+            answer[name] = f"{answer[name].rstrip('.')} {tag}."
+        return answer
+    return respond
+
+
+WORKLOADS = {"repeating": lambda: shout_optimizer_responder, "sampling": _sampling_optimizer}
+
+
 def _slow(responder, latency_s: float):
     def respond(call):
         if latency_s:
@@ -46,9 +75,9 @@ def _slow(responder, latency_s: float):
     return respond
 
 
-def _engines(latency_s: float):
+def _engines(latency_s: float, workload: str = "repeating"):
     return {"program": ScriptedEngine(_slow(lambda c: shout_program_responder(c, demos_help=False), latency_s)),
-            "optimizer": ScriptedEngine(_slow(shout_optimizer_responder, latency_s)),
+            "optimizer": ScriptedEngine(_slow(WORKLOADS[workload](), latency_s)),
             "meta": ScriptedEngine(_slow(aligning_meta_responder, latency_s))}
 
 
@@ -77,8 +106,8 @@ def _waste(engine) -> dict:
             "samples_at_temperature": len(sampled)}
 
 
-def wasted_calls() -> dict:
-    engines = _engines(0.0)
+def wasted_calls(workload: str) -> dict:
+    engines = _engines(0.0, workload)
     program, _ = _compile(engines, threads=4)
     results = program.meta_results_
     rows = {level: _waste(e) for level, e in engines.items()}
@@ -113,20 +142,32 @@ def overhead(repeats: int = 5) -> dict:
             "calls": len(devset)}
 
 
-def parallel(latency_ms: float, thread_counts: list[int]) -> list[dict]:
+def parallel(latency_ms: float, thread_counts: list[int], workload: str, unlimited: int = 256) -> dict:
+    """Wall time of a full compile per thread count, against the ideal (calls x latency / threads).
+
+    Two bounds explain what is left: the dependency floor (the same run with `unlimited` threads:
+    the longest chain of LM calls that wait for one another, plus CPU) and the CPU time (the run with
+    a 0 ms LM). A run cannot beat max(ideal, floor).
+    """
+    _compile(_engines(0.0, workload), 1)  # warm up imports and caches, so the first row is not charged
+    cpu_engines = _engines(0.0, workload)
+    _, cpu_s = _compile(cpu_engines, max(thread_counts))
+    floor_engines = _engines(latency_ms / 1000, workload)
+    _, floor_s = _compile(floor_engines, unlimited)
     rows = []
     for threads in thread_counts:
-        engines = _engines(latency_ms / 1000)
+        engines = _engines(latency_ms / 1000, workload)
         _, wall = _compile(engines, threads)
         calls = sum(len(e.calls) for e in engines.values())
         ideal = calls * latency_ms / 1000 / threads
         rows.append({"threads": threads, "calls": calls, "wall_s": wall, "ideal_s": ideal,
-                     "efficiency": ideal / wall})
-    return rows
+                     "efficiency": ideal / wall, "of_achievable": max(ideal, floor_s) / wall})
+    return {"workload": workload, "rows": rows, "dependency_floor_s": floor_s, "cpu_s": cpu_s,
+            "floor_calls": sum(len(e.calls) for e in floor_engines.values())}
 
 
-def meta_step_costs() -> dict:
-    engines = _engines(0.0)
+def meta_step_costs(workload: str) -> dict:
+    engines = _engines(0.0, workload)
     program, _ = _compile(engines, threads=4)
     results = program.meta_results_
     steps = [c for c in results.candidates if c.stage.startswith(("prompt:", "structure")) and not c.reused]
@@ -146,7 +187,7 @@ def _worsening_meta(call):
     return aligning_meta_responder(call)
 
 
-def screening(screen_size: int = 10) -> dict:
+def screening(workload: str, screen_size: int = 10) -> dict:
     """Calls saved by minibatch screening, and whether the outcome matches full evaluation.
 
     Inputs are already aligned (their prompts mention the task) and the meta LM proposes worse
@@ -162,7 +203,7 @@ def screening(screen_size: int = 10) -> dict:
                                                           max_labeled_demos=0).items()}
     outcomes = {}
     for name, size in (("full", 0), ("screened", screen_size)):
-        engines = _engines(0.0)
+        engines = _engines(0.0, workload)
         engines["meta"] = ScriptedEngine(_worsening_meta)
         trainset, valset = _data()
         teleprompter = MetaTeleprompter(shout_metric, budget=replace(BUDGET, screen_size=size), seed=0,
@@ -174,38 +215,40 @@ def screening(screen_size: int = 10) -> dict:
         program = teleprompter.compile(Shout(), trainset=trainset, valset=valset)
         results = program.meta_results_
         outcomes[name] = {"program_calls": results.usage["program"].calls, "best_score": results.best_score,
-                          "instruction": program.answer.predict.signature.instructions,
+                          "best_plan": results.best_plan,
                           "screened_out": sum(c.reason.startswith("screened out") for c in results.candidates)}
     full, screened = outcomes["full"], outcomes["screened"]
-    return {"screen_size": screen_size, "valset": len(_data()[1]), **{f"{k}_{n}": v for n, o in outcomes.items()
-                                                                     for k, v in o.items() if k != "instruction"},
+    return {"workload": workload, "screen_size": screen_size, "valset": len(_data()[1]),
+            **{f"{k}_{n}": v for n, o in outcomes.items() for k, v in o.items() if k != "best_plan"},
             "calls_saved": full["program_calls"] - screened["program_calls"],
-            "same_result": full["best_score"] == screened["best_score"]
-            and full["instruction"] == screened["instruction"]}
+            "same_result": full["best_score"] == screened["best_score"] and full["best_plan"] == screened["best_plan"]}
 
 
 def _print_table(report: dict) -> None:
-    print("\n1. Wasted calls (0 ms LM, 4 threads)")
-    print(f"   {'level':<10}{'made':>8}{'distinct':>10}{'duplicates':>12}{'samples (T>0)':>15}")
-    for level, row in report["wasted_calls"]["per_level"].items():
-        print(f"   {level:<10}{row['made']:>8}{row['distinct']:>10}{row['duplicates']:>12}"
-              f"{row['samples_at_temperature']:>15}")
-    print(f"   candidates {report['wasted_calls']['candidates']}, recognised as repeats "
-          f"{report['wasted_calls']['candidates_reused']}")
+    for workload, waste in report["wasted_calls"].items():
+        print(f"\n1. Wasted calls ({workload} optimizer LM, 0 ms, 4 threads)")
+        print(f"   {'level':<10}{'made':>8}{'distinct':>10}{'duplicates':>12}{'samples (T>0)':>15}")
+        for level, row in waste["per_level"].items():
+            print(f"   {level:<10}{row['made']:>8}{row['distinct']:>10}{row['duplicates']:>12}"
+                  f"{row['samples_at_temperature']:>15}")
+        print(f"   candidates {waste['candidates']}, recognised as repeats {waste['candidates_reused']}")
     o = report["overhead"]
     print(f"\n2. Overhead (0 ms LM, {o['calls']} calls): plain Evaluate {o['plain_s']:.3f}s, "
           f"ours {o['ours_s']:.3f}s, ratio {o['ratio']:.3f}")
-    print(f"\n3. Parallel efficiency ({report['latency_ms']} ms LM)")
-    print(f"   {'threads':>7}{'calls':>8}{'wall s':>9}{'ideal s':>9}{'eff.':>7}")
-    for row in report["parallel"]:
-        print(f"   {row['threads']:>7}{row['calls']:>8}{row['wall_s']:>9.2f}{row['ideal_s']:>9.2f}"
-              f"{row['efficiency']:>7.0%}")
-    m = report["meta_steps"]
-    print(f"\n4. Per meta step (mean calls): {m['mean_calls_per_step']}; tokens {m['tokens']}; "
-          f"meta/program token share {m['meta_token_share_of_program']:.2%}")
+    for run in report["parallel"]:
+        print(f"\n3. Parallel efficiency ({run['workload']} optimizer LM, {report['latency_ms']:g} ms LM): "
+              f"dependency floor {run['dependency_floor_s']:.2f}s, CPU {run['cpu_s']:.2f}s")
+        print(f"   {'threads':>7}{'calls':>8}{'wall s':>9}{'ideal s':>9}{'eff.':>7}{'of achievable':>15}")
+        for row in run["rows"]:
+            print(f"   {row['threads']:>7}{row['calls']:>8}{row['wall_s']:>9.2f}{row['ideal_s']:>9.2f}"
+                  f"{row['efficiency']:>7.0%}{row['of_achievable']:>15.0%}")
+    for workload, m in report["meta_steps"].items():
+        calls = ", ".join(f"{level} {n:.1f}" for level, n in m["mean_calls_per_step"].items())
+        print(f"\n4. Per meta step ({workload}, {m['meta_steps']} steps), mean calls: {calls}; "
+              f"meta/program token share {m['meta_token_share_of_program']:.2%}")
     c = report["screening"]
-    print(f"\n5. Minibatch screening ({c['screen_size']} of {c['valset']} val examples): program calls "
-          f"{c['program_calls_full']} -> {c['program_calls_screened']} (saved {c['calls_saved']}), "
+    print(f"\n5. Minibatch screening ({c['workload']}, {c['screen_size']} of {c['valset']} val examples): "
+          f"program calls {c['program_calls_full']} -> {c['program_calls_screened']} (saved {c['calls_saved']}), "
           f"{c['screened_out_screened']} candidates screened out, same result: {c['same_result']}")
 
 
@@ -218,9 +261,10 @@ def main(argv=None) -> int:
     import logging
 
     logging.disable(logging.WARNING)  # the benchmark's own table is the output
-    report = {"latency_ms": args.latency_ms, "wasted_calls": wasted_calls(), "overhead": overhead(),
-              "meta_steps": meta_step_costs(), "screening": screening(),
-              "parallel": parallel(args.latency_ms, args.threads)}
+    report = {"latency_ms": args.latency_ms,
+              "wasted_calls": {w: wasted_calls(w) for w in WORKLOADS}, "overhead": overhead(),
+              "meta_steps": {w: meta_step_costs(w) for w in WORKLOADS}, "screening": screening("sampling"),
+              "parallel": [parallel(args.latency_ms, args.threads, w) for w in WORKLOADS]}
     _print_table(report)
     Path(args.json).write_text(json.dumps(report, indent=1))
     print(f"\nwrote {args.json}")

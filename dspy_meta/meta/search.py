@@ -455,10 +455,7 @@ class MetaSearch(Teleprompter):
             try:
                 adapter = AdapterMemo().wrap(dspy.settings.adapter or dspy.ChatAdapter())
                 with dspy.context(lm=ctx.task_lm, adapter=adapter, disable_history=False):
-                    ctx.results.baseline_score = ctx.checkpointed("baseline", "baseline", lambda: _baseline_score(
-                        student, valset, metric, self.num_threads, ctx.task_lm))
-                    ctx.start_recording()
-                    self._run_search(ctx, budget)
+                    self._search_and_score_baseline(ctx, budget)
             except BudgetExhausted as stop:
                 logger.warning("stopping: %s; returning the best program found so far", stop)
                 ctx.results.stopped_reason = f"budget: {stop}"
@@ -466,6 +463,21 @@ class MetaSearch(Teleprompter):
                 where = f" Finished work is saved in {self.run_dir}." if self.run_dir else ""
                 raise RunFailed(f"{stop}. The run stopped.{where}") from stop.error
         return self._finish(student, ctx)
+
+    def _search_and_score_baseline(self, ctx: SearchContext, budget: MetaBudget) -> None:
+        """Score the unoptimized student and run the search; side by side when threads allow,
+        since nothing in the search needs the baseline score."""
+        def score_baseline(branch: SearchContext) -> None:
+            ctx.results.baseline_score = branch.checkpointed("baseline", "baseline", lambda: _baseline_score(
+                branch.student, branch.valset, branch.metric, self.num_threads, branch.task_lm))
+
+        if (self.num_threads or 1) <= 1:
+            score_baseline(ctx)
+            ctx.start_recording()  # candidates' usage excludes the baseline's
+            self._run_search(ctx, budget)
+            return
+        ctx.run_branches([score_baseline, lambda branch: self._run_search(branch, budget)],
+                         lambda branch, part: part(branch))
 
     def _finish(self, student, ctx: SearchContext):
         results = ctx.results

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import threading
 
 import dspy
 from dspy.propose import dataset_summary_generator as _summary
@@ -36,6 +37,7 @@ DESCRIBE_DATASET_MORE = "dataset_descriptor_with_prior_observations"
 SUMMARIZE_OBSERVATIONS = "observation_summarizer"
 
 _MAX_SUMMARY_BATCHES = 10
+_SUMMARY_JOB = ("dataset summary",)
 _MAX_COMPLETE_ANSWERS = 5
 
 
@@ -73,20 +75,74 @@ def summarize_dataset(trainset, batch_size: int, prompt_model, prompts: PromptSe
         return strip_prefix(summarize(observations=observations).summary)
 
 
+class _DatasetSummary:
+    """The dataset summary, computed once on first use; a failure means "propose without it"."""
+
+    def __init__(self, trainset, batch_size: int, prompt_model, prompts: PromptSet):
+        self._args = (trainset, batch_size, prompt_model, prompts)
+        self._lock = threading.Lock()
+        self._done = False
+        self._text: str | None = None
+
+    def get(self) -> str | None:
+        with self._lock:  # a second caller waits for the first one's answer
+            if not self._done:
+                try:
+                    self._text = summarize_dataset(*self._args)
+                except Exception as exc:  # DSPy's proposer also degrades to no summary here
+                    logger.warning("dataset summary failed (%s); proposing without it", redact(exc))
+                self._done = True
+            return self._text
+
+
+class _GenerateOnceSummarized:
+    """The instruction generator, called with the dataset summary once it is ready.
+
+    DSPy's module asks for the program and module descriptions before it generates; waiting for
+    the summary only here lets the summary's calls run alongside the descriptions' calls.
+    """
+
+    def __init__(self, with_summary, without_summary, summary: _DatasetSummary):
+        self.with_summary = with_summary
+        self.without_summary = without_summary
+        self.summary = summary
+
+    def __call__(self, **inputs):
+        text = self.summary.get()
+        inputs.pop("dataset_description", None)
+        if text is None:
+            return self.without_summary(**inputs)
+        return self.with_summary(dataset_description=text, **inputs)
+
+
 class _PromptedModuleInstruction(_grounded.GenerateModuleInstruction):
     """DSPy's instruction generator module with its three Predicts rebuilt from `prompts`."""
 
-    def __init__(self, prompts: PromptSet, **kwargs):
+    def __init__(self, prompts: PromptSet, summary: _DatasetSummary | None = None, **kwargs):
         super().__init__(**kwargs)
         self.describe_program = dspy.Predict(prompts[DESCRIBE_PROGRAM].apply(_grounded.DescribeProgram))
         self.describe_module = dspy.Predict(prompts[DESCRIBE_MODULE].apply(_grounded.DescribeModule))
         # The generator's fields depend on the proposer's settings; describe those present.
-        generator = self.generate_module_instruction.signature
-        self.generate_module_instruction = dspy.Predict(prompts[GENERATE_INSTRUCTION].apply(generator, strict=False))
+        self.generate_module_instruction = self._generator(prompts, **kwargs)
+        if summary is not None and self.use_dataset_summary:
+            self.generate_module_instruction = _GenerateOnceSummarized(
+                self.generate_module_instruction, self._generator(prompts, **{**kwargs, "use_dataset_summary": False}),
+                summary)
+
+    @staticmethod
+    def _generator(prompts: PromptSet, **kwargs):
+        flags = {k: kwargs[k] for k in ("use_dataset_summary", "program_aware", "use_task_demos",
+                                        "use_instruct_history", "use_tip") if k in kwargs}
+        signature = _grounded.generate_instruction_class(**flags).signature
+        return dspy.Predict(prompts[GENERATE_INSTRUCTION].apply(signature, strict=False))
 
 
 class PromptableGroundedProposer(_grounded.GroundedProposer):
-    """Grounded proposer that asks its LM with the Signatures in `prompts`."""
+    """Grounded proposer that asks its LM with the Signatures in `prompts`.
+
+    The dataset summary is computed when the first proposal needs it, alongside the
+    program descriptions, rather than up front.
+    """
 
     def __init__(self, prompt_model, program, trainset, *, prompts: PromptSet, view_data_batch_size=10,
                  use_dataset_summary=True, num_threads: int | None = None, **kwargs):
@@ -95,12 +151,8 @@ class PromptableGroundedProposer(_grounded.GroundedProposer):
         self.prompts = prompts
         self.num_threads = num_threads
         self.use_dataset_summary = use_dataset_summary
-        if use_dataset_summary:
-            try:
-                self.data_summary = summarize_dataset(trainset, view_data_batch_size, self.prompt_model, prompts)
-            except Exception as exc:  # DSPy's proposer also degrades to no summary here
-                logger.warning("dataset summary failed (%s); proposing without it", redact(exc))
-                self.use_dataset_summary = False
+        self.summary = _DatasetSummary(trainset, view_data_batch_size, self.prompt_model, prompts) \
+            if use_dataset_summary else None
 
     def propose_instructions_for_program(self, trainset, program, demo_candidates, trial_logs, N):  # noqa: N803
         """DSPy's proposal plan, with the proposals asked concurrently.
@@ -125,14 +177,21 @@ class PromptableGroundedProposer(_grounded.GroundedProposer):
                 jobs.append((pred_i, demo_set_i, tip, use_tip, self.rng.randint(0, 10**9)))
 
         def propose(job):
+            if job is _SUMMARY_JOB:  # first in line, so its calls start with the descriptions' calls
+                return self.summary.get()
             pred_i, demo_set_i, tip, use_tip, rollout_id = job
             return self._propose_one(program, pred_i, demo_candidates, demo_set_i, trial_logs, tip, use_tip,
                                      rollout_id)
+
+        if self.summary is not None:
+            jobs.insert(0, _SUMMARY_JOB)
 
         # DSPy's executor carries dspy.context into its threads.
         executor = ParallelExecutor(num_threads=self.num_threads or 1, max_errors=len(jobs) + 1,
                                     disable_progress_bar=True)
         answers = executor.execute(propose, jobs)
+        if self.summary is not None:
+            jobs, answers = jobs[1:], answers[1:]
         proposed: dict[int, list[str]] = {}
         for (pred_i, *_), answer in zip(jobs, answers, strict=True):
             if answer is None or isinstance(answer, Exception):
@@ -151,8 +210,9 @@ class PromptableGroundedProposer(_grounded.GroundedProposer):
                                                         _grounded.MAX_INSTRUCT_IN_HISTORY)
         generator = _PromptedModuleInstruction(
             self.prompts,
+            self.summary,
             program_code_string=self.program_code_string,
-            use_dataset_summary=self.use_dataset_summary,
+            use_dataset_summary=self.summary is not None,
             program_aware=self.program_aware,
             use_task_demos=self.use_task_demos and bool(demo_candidates),
             use_instruct_history=self.use_instruct_history and bool(history),
@@ -162,7 +222,7 @@ class PromptableGroundedProposer(_grounded.GroundedProposer):
         rollout_lm = self.prompt_model.copy(rollout_id=rollout_id, temperature=self.init_temperature)
         with dspy.context(lm=rollout_lm):
             proposal = generator(demo_candidates=demo_candidates, pred_i=pred_i, demo_set_i=demo_set_i,
-                                 program=program, data_summary=self.data_summary, previous_instructions=history,
+                                 program=program, data_summary=None, previous_instructions=history,
                                  num_demos_in_context=self.num_demos_in_context, tip=tip)
         return strip_prefix(proposal.proposed_instruction)
 
