@@ -9,6 +9,9 @@ from dspy_meta.meta.usage import LevelUsage
 
 __all__ = ["CandidateRecord", "MetaResults"]
 
+IMPROVED = "improved on the best so far"
+NOT_BETTER = "did not beat the best so far"
+
 
 @dataclass
 class CandidateRecord:
@@ -28,6 +31,15 @@ class CandidateRecord:
     analysis: str = ""
     reused: bool = False  # identical to an earlier candidate: its score was reused, nothing re-run
     usage: dict[str, LevelUsage] = field(default_factory=dict)
+
+    def judge(self, best_before: float | None) -> None:
+        """Accept or not against `best_before` (the best score before this candidate)."""
+        self.best_before = best_before
+        if self.score is None:
+            return
+        self.accepted = best_before is None or self.score > best_before
+        if not self.reason or self.reason in (IMPROVED, NOT_BETTER):
+            self.reason = IMPROVED if self.accepted else NOT_BETTER
 
     def to_dict(self) -> dict[str, Any]:
         return {"index": self.index, "stage": self.stage, "plan": self.plan, "score": self.score,

@@ -188,10 +188,8 @@ class SearchContext:
         else:
             record.score, program, record.reason = self._run_candidate(plan, key, record.index, stage, best_before)
             self._programs[key] = (record.score, program, record.reason)
+        record.judge(best_before)
         if record.score is not None:
-            record.accepted = best_before is None or record.score > best_before
-            if not record.reason:
-                record.reason = "improved on the best so far" if record.accepted else "did not beat the best so far"
             if self._best is None or record.score > self._best[0]:
                 self._best = (record.score, program)
                 self.results.best_score, self.results.best_plan = record.score, record.plan

@@ -90,9 +90,12 @@ def optimize_structure(ctx: SearchContext, library: Mapping[str, OptimizerSpec],
     limits = limits or PlanLimits(refs_only=True, cap_overrides=True)
     tried: list[tuple[PlanNode, float | None]] = []
     best_plan, best_score = None, None
-    for name, spec in library.items():
-        plan = OptimizeStep(spec, ref=name)
-        record = ctx.evaluate(plan, f"structure-init:{name}", best_before=best_score)
+    # The inputs are independent: run side by side, then judged in order, each against those before it.
+    inputs = [(name, OptimizeStep(spec, ref=name)) for name, spec in library.items()]
+    records = ctx.run_branches(inputs, lambda branch, item: branch.evaluate(
+        item[1], f"structure-init:{item[0]}", best_before=None))
+    for (_, plan), record in zip(inputs, records, strict=True):
+        record.judge(best_score)
         tried.append((plan, record.score))
         if record.accepted:
             best_plan, best_score = plan, record.score

@@ -90,3 +90,27 @@ def test_a_finished_concurrent_run_resumes_without_any_lm_call(tmp_path, shout_d
     again = _compile(engines, shout_data, num_threads=4, run_dir=str(tmp_path)).meta_results_
     assert again.to_dict() == first.to_dict()
     assert [len(e.calls) for e in engines] == [0, 0, 0]
+
+
+def test_structure_search_runs_its_inputs_side_by_side_with_the_sequential_result(shout_data):
+    from dspy_meta.meta import MetaBudget, MetaStructureOptimizer
+    from dspy_meta.optimizers import OptimizerSpec
+
+    library = {"copro": OptimizerSpec.create("copro", breadth=2, depth=1),
+               "bootstrap": OptimizerSpec.create("bootstrap_fewshot", max_bootstrapped_demos=1, max_labeled_demos=0),
+               "copro_aligned": OptimizerSpec.create("copro", breadth=2, depth=1).with_prompts(
+                   basic_generate_instruction="Propose an instruction to shout words.")}
+    outcomes = []
+    for threads in (1, 4):
+        engines = _engines()
+        optimizer = MetaStructureOptimizer(shout_metric, library, budget=MetaBudget(structure_steps=1), seed=0,
+                                           display_progress=False, num_threads=threads,
+                                           task_model=engines[0].as_lm(), prompt_model=engines[1].as_lm(),
+                                           meta_model=engines[2].as_lm())
+        outcomes.append(optimizer.compile(Shout(), trainset=shout_data[0], valset=shout_data[1]).meta_results_)
+    sequential, concurrent = outcomes
+    assert _records(concurrent) == _records(sequential)
+    assert [(c.stage, c.score, c.best_before, c.accepted) for c in concurrent.candidates[:3]] == [
+        ("structure-init:copro", 0.0, None, True), ("structure-init:bootstrap", 0.0, 0.0, False),
+        ("structure-init:copro_aligned", 1.0, 0.0, True)]
+    assert concurrent.best_plan == sequential.best_plan
