@@ -12,50 +12,79 @@ of plain data (strings, numbers, lists, dicts); anything else goes to the adapte
 from __future__ import annotations
 
 import copy
-import json
 import threading
+import weakref
 from typing import Any
 
 import dspy
 
-from dspy_meta.meta.usage import CallMemo
+from dspy_meta.meta.usage import CallMemo, is_client_setting
 
 __all__ = ["AdapterMemo"]
 
-_PLAIN = (str, int, float, bool, type(None))
+_SCALARS = (int, float, bool, type(None))
 
 
-def _plain(value: Any) -> bool:
-    if isinstance(value, _PLAIN):
-        return True
-    if isinstance(value, (list, tuple)):
-        return all(_plain(v) for v in value)
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
-    return False
+class _NotPlain(Exception):
+    pass
+
+
+def _freeze(value: Any) -> Any:
+    """A hashable, type-exact copy of plain data (True, 1 and 1.0 stay apart); raises _NotPlain."""
+    kind = type(value)
+    if kind is str:
+        return value
+    if kind in _SCALARS:
+        return (kind.__name__, value)
+    if kind is list or kind is tuple:
+        return (kind.__name__, *(_freeze(v) for v in value))
+    if kind is dict:
+        if not all(type(k) is str for k in value):
+            raise _NotPlain
+        return ("dict", *sorted((k, _freeze(v)) for k, v in value.items()))
+    raise _NotPlain
 
 
 def _as_dict(demo: Any) -> Any:
     return demo.toDict() if isinstance(demo, dspy.Example) else demo
 
 
+def _lm_identity(lm) -> tuple:
+    # As in the LM-level memo: model, endpoint and request settings, not credentials or client objects.
+    settings = {k: v for k, v in lm.kwargs.items() if not is_client_setting(k)}
+    engine = getattr(lm, "engine", None)
+    try:  # the engine object itself: two engines serving one model name stay apart (nothing is persisted)
+        hash(engine)
+    except TypeError:
+        engine = type(engine)
+    server = lm.kwargs.get("api_base") or lm.kwargs.get("base_url")
+    return (getattr(lm, "model", None), engine, server, _freeze(settings))
+
+
+_FIELDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_FIELDS_LOCK = threading.Lock()
+
+
+def _fields(signature) -> tuple:
+    """Names, types (the objects: same-named types stay apart) and descriptions of a signature's
+    fields. Cached per signature class: DSPy derives a new class for every change of fields."""
+    with _FIELDS_LOCK:
+        cached = _FIELDS.get(signature)
+    if cached is None:
+        cached = tuple((name, field.annotation, _freeze(field.json_schema_extra or {}))
+                       for name, field in signature.fields.items())
+        with _FIELDS_LOCK:
+            _FIELDS[signature] = cached
+    return cached
+
+
 def request_key(adapter, lm, lm_kwargs: dict, signature, demos: list, inputs: dict) -> tuple | None:
     """A hashable key of everything the adapter's answer depends on; None when it is not plain data."""
-    demos = [_as_dict(d) for d in demos or []]
-    if not (_plain(lm_kwargs) and _plain(inputs) and _plain(demos)):
+    try:
+        return (type(adapter), _lm_identity(lm), _freeze(lm_kwargs), signature.instructions, _fields(signature),
+                _freeze([_as_dict(d) for d in demos or []]), _freeze(inputs))
+    except _NotPlain:
         return None
-    fields = []
-    for name, field in signature.fields.items():
-        extra = field.json_schema_extra or {}
-        if not _plain(extra):
-            return None
-        # The annotation object itself, not its name: two types with one name stay apart.
-        fields.append((name, json.dumps(extra, sort_keys=True), field.annotation))
-    lm_identity = CallMemo.key(lm, (), {})
-    if lm_identity is None:
-        return None
-    return (type(adapter), lm_identity, json.dumps(lm_kwargs, sort_keys=True), signature.instructions,
-            tuple(fields), json.dumps(demos, sort_keys=True), json.dumps(inputs, sort_keys=True))
 
 
 _MEMO_CLASSES: dict[type, type] = {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import hashlib
 import json
 import threading
@@ -188,10 +189,11 @@ class CallMemo:
     def key(lm, args, kwargs) -> str | None:
         # Connection settings (keys, endpoints with credentials) stay out of the key, and the key is a
         # hash: memo keys are written to checkpoints, which must never hold a secret.
-        settings = sorted((k, v) for k, v in lm.kwargs.items() if not _is_client_setting(k))
-        calls = sorted((k, v) for k, v in kwargs.items() if not _is_client_setting(k))
+        settings = sorted((k, v) for k, v in lm.kwargs.items() if not is_client_setting(k))
+        calls = sorted((k, v) for k, v in kwargs.items() if not is_client_setting(k))
         # Two servers behind one model name are different LMs: keep the endpoint, minus credentials.
-        server = redact(lm.kwargs.get("api_base") or lm.kwargs.get("base_url") or "")
+        server = lm.kwargs.get("api_base") or lm.kwargs.get("base_url")
+        server = redact(server) if server else ""
         engine = getattr(lm, "engine", None)
         # A class name, not an id: memo answers are checkpointed and must match after a restart.
         engine_id = engine if isinstance(engine, str) or engine is None else type(engine).__qualname__
@@ -225,7 +227,8 @@ class CallMemo:
             event.set()
 
 
-def _is_client_setting(name: str) -> bool:
+@functools.lru_cache(maxsize=1024)  # asked for every setting of every call
+def is_client_setting(name: str) -> bool:
     """Connection settings and credentials: not part of what a request asks."""
     from dspy.clients.backend_selection import CLIENT_KEYS
 

@@ -84,3 +84,22 @@ def test_a_failing_call_is_not_remembered():
         except Exception:
             pass
         assert dspy.Predict("q -> answer")(q="x").answer == "ok"
+
+
+def test_two_engines_behind_one_model_name_stay_apart():
+    adapter = AdapterMemo().wrap(dspy.ChatAdapter())
+    shouting = ScriptedEngine(lambda call: {"answer": "X"})
+    whispering = ScriptedEngine(lambda call: {"answer": "x"})
+    with dspy.context(adapter=adapter):
+        with dspy.context(lm=shouting.as_lm()):
+            loud = dspy.Predict("q -> answer")(q="x").answer
+        with dspy.context(lm=whispering.as_lm()):
+            quiet = dspy.Predict("q -> answer")(q="x").answer
+    assert (loud, quiet) == ("X", "x")
+
+
+def test_values_that_compare_equal_across_types_stay_apart():
+    adapter, lm = dspy.ChatAdapter(), _engine().as_lm()
+    signature = dspy.Signature("q -> answer")
+    keys = {request_key(adapter, lm, {}, signature, [], {"q": value}) for value in (1, 1.0, True, "1", [1], (1,))}
+    assert len(keys) == 6
