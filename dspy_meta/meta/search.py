@@ -349,7 +349,10 @@ class MetaSearch(Teleprompter):
         task_model: the program's LM (None: the LM of the calling `dspy.context` at compile time).
         prompt_model: the inner optimizers' LM (None: the task LM).
         meta_model: the meta-optimizer's LM (None: the prompt LM).
-        num_threads: threads for evaluations.
+        num_threads: the run's thread budget: at most this many LM requests in flight at once, at all
+            levels. Above 1, independent parts of the search run side by side (see `run_branches`);
+            the results are those of a sequential run. None: DSPy's ``num_threads`` setting is the
+            budget and the parts of the search run one after another.
         seed: seeds example sampling and every inner optimizer run.
         display_progress: show a tqdm bar over candidates.
         run_dir: checkpoint folder; re-running the same compile with it resumes a stopped run.
