@@ -8,35 +8,26 @@ candidates so they are never run twice, and assembles the results.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 import random
 import threading
-import zlib
 from abc import abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import dspy
 from dspy.teleprompt import Teleprompter
-from dspy.utils.exceptions import AdapterParseError
-from dspy.utils.parallelizer import ParallelExecutor
 from tqdm.auto import tqdm
 
-from dspy_meta._tqdm_guard import concurrent_tqdm
 from dspy_meta.evaluation import score_program
 from dspy_meta.meta.adapter_memo import AdapterMemo
 from dspy_meta.meta.budget import MetaBudget
 from dspy_meta.meta.checks import GuardedMetric, TooManyMetricFailures, data_hash, forward_inputs
-from dspy_meta.meta.results import CandidateRecord, MetaResults
+from dspy_meta.meta.context import SearchContext
 from dspy_meta.meta.storage import RunStore
 from dspy_meta.meta.usage import (
-    LEVELS, BudgetExhausted, CallMemo, LevelUsage, PermanentLMError, UsageLimits, UsageMeter, guard_meters,
+    LEVELS, BudgetExhausted, CallMemo, PermanentLMError, UsageLimits, UsageMeter, guard_meters,
 )
-from dspy_meta.plans.composite import CompositeOptimizer
-from dspy_meta.plans.nodes import PlanNode
 from dspy_meta.redact import is_secret_setting, redact
 
 logger = logging.getLogger(__name__)
@@ -55,273 +46,6 @@ def split_trainset(trainset: list) -> tuple[list, list]:
     valset_size = min(1000, max(1, int(len(trainset) * 0.80)))
     cutoff = len(trainset) - valset_size
     return trainset[:cutoff], trainset[cutoff:]
-
-
-def _plan_key(plan: PlanNode) -> str:
-    return json.dumps(plan.to_dict(), sort_keys=True)
-
-
-@dataclass
-class SearchContext:
-    """Everything a search strategy needs: data, LMs, and `evaluate` / `reject`."""
-
-    metric: Callable
-    student: dspy.Module
-    trainset: list
-    valset: list
-    task_lm: dspy.BaseLM
-    prompt_lm: dspy.BaseLM
-    meta_lm: dspy.BaseLM
-    num_threads: int | None
-    seed: int
-    meters: dict[str, UsageMeter]
-    progress: Any
-    store: RunStore | None = None
-    memo: CallMemo | None = None
-    screen_size: int = 0
-    screen_margin: float = 0.0
-    results: MetaResults = field(default_factory=MetaResults)
-    _programs: dict[str, tuple[float | None, dspy.Module | None, str]] = field(default_factory=dict)
-    _best: tuple[float, dspy.Module] | None = None
-    _usage_mark: dict[str, LevelUsage] | None = None
-    _progress_lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def branch(self) -> SearchContext:
-        """A context for work that runs beside its siblings (see `run_branches`).
-
-        It has its own candidate records, usage meters (which also count for the run) and
-        metric failure count; it shares the data, the LMs' call memo and thread budget, the
-        checkpoints and the progress bar, and knows every candidate evaluated so far.
-        """
-        meters = {level: UsageMeter(level, parent=self.meters[level]) for level in LEVELS}
-        metric = self.metric
-        if isinstance(metric, GuardedMetric):
-            metric = GuardedMetric(metric.metric, metric.max_failures)
-        memo = self.memo.view() if self.memo is not None else None
-        child = dataclasses.replace(
-            self, metric=metric, meters=meters, memo=memo, task_lm=meters["program"].attach(self.task_lm, memo),
-            prompt_lm=meters["optimizer"].attach(self.prompt_lm, memo),
-            meta_lm=meters["meta"].attach(self.meta_lm, memo),
-            results=MetaResults(), _programs=dict(self._programs), _best=None, _usage_mark=None)
-        child.start_recording()
-        return child
-
-    def merge(self, branches: list[SearchContext]) -> None:
-        """Take the branches' records in branch order, as if they had run one after another."""
-        for branch in branches:
-            for record in branch.results.candidates:
-                record.index = len(self.results.candidates)
-                self.results.candidates.append(record)
-            self._programs.update(branch._programs)
-            self.results.best_optimizers.update(branch.results.best_optimizers)
-            if branch._best is not None and (self._best is None or branch._best[0] > self._best[0]):
-                self._best = branch._best
-                self.results.best_score, self.results.best_plan = branch.results.best_score, branch.results.best_plan
-        self._usage_mark = self.usage()
-
-    def run_branches(self, items: list, work: Callable[[SearchContext, Any], Any]) -> list:
-        """``[work(branch, item) for item in items]``, the items run concurrently when threads allow.
-
-        For independent pieces of a search (e.g. tuning each input optimizer's prompts). Each
-        item gets a `branch` context; records are merged in item order, so the results are the
-        ones a sequential run gives (only the split of usage between candidates may differ,
-        when two branches ask the LM the same thing). All branches finish before the first
-        error (a usage limit, a permanent LM error) is raised.
-        """
-        if len(items) <= 1 or (self.num_threads or 1) <= 1:
-            return [work(self, item) for item in items]
-        branches = [self.branch() for _ in items]
-
-        def run(job):
-            branch, item = job
-            try:
-                return True, work(branch, item)
-            except BaseException as exc:  # noqa: BLE001 -- raised below, once every branch has stopped
-                return False, exc
-
-        # DSPy's executor carries dspy.context into the threads; no straggler re-runs (timeout=0).
-        executor = ParallelExecutor(num_threads=len(items), max_errors=len(items) + 1, disable_progress_bar=True,
-                                    timeout=0)
-        with concurrent_tqdm():
-            outcomes = executor.execute(run, list(zip(branches, items, strict=True)))
-        self.merge(branches)
-        for ok, value in outcomes:
-            if not ok:
-                raise value
-        return [value for _, value in outcomes]
-
-    def _advance_progress(self, steps: int = 1, *, planned: int = 0) -> None:
-        with self._progress_lock:
-            if planned and self.progress.total is not None:
-                self.progress.total += planned
-                self.progress.refresh()
-            if steps:
-                self.progress.update(steps)
-                self.progress.set_postfix(best=self.results.best_score)
-
-    def usage(self) -> dict[str, LevelUsage]:
-        return {level: meter.snapshot() for level, meter in self.meters.items()}
-
-    def _usage_since_last_record(self) -> dict[str, LevelUsage]:
-        """Usage since the previous record, so a candidate also carries the meta call that proposed it."""
-        now = self.usage()
-        mark = self._usage_mark or {level: LevelUsage() for level in LEVELS}
-        self._usage_mark = now
-        return {level: now[level].minus(mark[level]) for level in LEVELS}
-
-    def start_recording(self) -> None:
-        """Start attributing usage to candidates from here (after the baseline evaluation)."""
-        self._usage_mark = self.usage()
-
-    def evaluate(self, plan: PlanNode, stage: str, *, best_before: float | None, analysis: str = "") -> CandidateRecord:
-        """Run `plan` on the student, score on the valset, and record it.
-
-        A plan identical to one already evaluated is not run again: its score is
-        reused. A plan whose run fails is recorded with its error and no score.
-        """
-        key = _plan_key(plan)
-        record = CandidateRecord(index=len(self.results.candidates), stage=stage, plan=plan.to_dict(),
-                                 best_before=best_before, analysis=analysis)
-        if key in self._programs:
-            record.score, program, record.reason = self._programs[key]
-            record.reused = True
-        else:
-            record.score, program, record.reason = self._run_candidate(plan, key, record.index, stage, best_before)
-            self._programs[key] = (record.score, program, record.reason)
-        record.judge(best_before)
-        if record.score is not None:
-            if self._best is None or record.score > self._best[0]:
-                self._best = (record.score, program)
-                self.results.best_score, self.results.best_plan = record.score, record.plan
-        record.usage = self._usage_since_last_record()
-        logger.info("candidate %d [%s] score=%s %s", record.index, stage, record.score, record.reason)
-        self.results.candidates.append(record)
-        self._advance_progress()
-        return record
-
-    def _run_candidate(self, plan: PlanNode, key: str, index: int, stage: str, best_before: float | None):
-        """(score, program, reason) of one plan: from the checkpoint when it finished before, else by running it."""
-        saved = self.store.get("candidates", key) if self.store else None
-        if saved is not None:
-            self._restore(saved)
-            program = None
-            if saved["program_state"] is not None:
-                program = self.student.deepcopy()
-                program.load_state(saved["program_state"])
-            return saved["score"], program, saved["reason"]
-        before = self.usage()
-        score, program, reason = None, None, ""
-        if isinstance(self.metric, GuardedMetric):
-            self.metric.reset()
-        try:
-            composite = CompositeOptimizer(plan, self.metric, prompt_model=self.prompt_lm, task_model=self.task_lm,
-                                           num_threads=self.num_threads, seed=self.seed)
-            program = composite.compile(self.student.deepcopy(), trainset=self.trainset, valset=self.valset)
-            screened, reason = self._screen(program, best_before)
-            if screened is None:
-                score = score_program(program, self.valset, self.metric, num_threads=self.num_threads,
-                                      lm=self.task_lm)
-            # else: no validation score (a minibatch score is not comparable); the reason carries it
-        except (Exception, TooManyMetricFailures) as exc:  # one failing candidate must not end the run
-            reason = f"run failed: {type(exc).__name__}: {redact(exc)}"
-            logger.warning("candidate %d (%s) %s", index, stage, reason)
-            score, program = None, None
-        if self.store:
-            spent = {level: u.minus(before[level]).to_dict() for level, u in self.usage().items()}
-            state = program.dump_state() if program is not None else None
-            self.store.put("candidates", key, {"score": score, "reason": reason, "program_state": state,
-                                               "usage": spent, "memo": self._drain_memo()})
-        return score, program, reason
-
-    def _screen(self, program, best_before: float | None) -> tuple[float | None, str]:
-        """Score on a minibatch first; a candidate clearly below the best so far stops there.
-
-        Returns (minibatch score, reason) for a screened-out candidate, else (None, ""). The
-        minibatch's LM answers are memoized, so a candidate that passes pays nothing twice.
-        """
-        size, margin = self.screen_size, self.screen_margin
-        if not size or best_before is None or size >= len(self.valset):
-            return None, ""
-        minibatch = random.Random(self.seed).sample(self.valset, size)
-        score = score_program(program, minibatch, self.metric, num_threads=self.num_threads, lm=self.task_lm)
-        if score < best_before - margin:
-            return score, (f"screened out: {score:.3f} on a {size}-example minibatch, more than {margin:.2f} below "
-                           f"the best so far ({best_before:.3f})")
-        return None, ""
-
-    def _restore(self, saved: dict) -> None:
-        """Replay a checkpointed piece of work: its usage, and the LM answers it obtained."""
-        for level, spent in saved["usage"].items():
-            self.meters[level].add(LevelUsage.from_dict(spent))
-        if self.memo is not None:
-            self.memo.load(saved.get("memo", []))
-
-    def _drain_memo(self) -> list:
-        return self.memo.drain() if self.memo is not None else []
-
-    def checkpointed(self, kind: str, key: str, work: Callable[[], Any], encode=lambda x: x, decode=lambda x: x):
-        """`work()`'s result, from the checkpoint when it finished before; else run it and save it."""
-        saved = self.store.get(kind, key) if self.store else None
-        if saved is not None:
-            self._restore(saved)
-            return decode(saved["value"])
-        before = self.usage()
-        value = work()
-        if self.store:
-            spent = {level: u.minus(before[level]).to_dict() for level, u in self.usage().items()}
-            self.store.put(kind, key, {"value": encode(value), "usage": spent, "memo": self._drain_memo()})
-        return value
-
-    def reject(self, stage: str, reason: str, *, analysis: str = "", best_before: float | None = None) -> None:
-        """Record a proposal that was refused before running (unparseable, invalid, repeated)."""
-        logger.warning("rejected %s proposal: %s", stage, redact(reason))
-        self.results.candidates.append(CandidateRecord(
-            index=len(self.results.candidates), stage=stage, plan=None, best_before=best_before, reason=reason,
-            analysis=analysis, usage=self._usage_since_last_record()))
-        self._advance_progress()
-
-    def meta_lm_for(self, key: str) -> dspy.BaseLM:
-        """The meta LM with a rollout id per proposal: diverse samples without turning the cache off."""
-        return self.meta_lm.copy(rollout_id=zlib.crc32(f"{self.seed}:{key}".encode()), temperature=1.0)
-
-    def propose(self, stage: str, key: str, request: Callable[[str, random.Random], Any],
-                parse: Callable[[Any], Any], attempts: int, best_before: float | None) -> Any:
-        """Ask the meta LM up to `attempts` times; returns ``(prediction, parse(prediction))`` or None.
-
-        `request(feedback, rng)` makes the LM call (its answer is checkpointed, so a resumed run
-        does not ask again); `parse` validates it and raises on anything invalid. Each invalid
-        answer is recorded as a rejected candidate and its reason fed back to the next attempt.
-        The rng is derived from the proposal's key, so resuming does not shift later samples.
-        """
-        feedback = "none"
-        for attempt in range(attempts):
-            attempt_key = f"{key}:{attempt}"
-
-            def ask():
-                rng = random.Random(f"{self.seed}:{attempt_key}")
-                try:
-                    with dspy.context(lm=self.meta_lm_for(attempt_key)):
-                        return {"outputs": dict(request(feedback, rng).items())}
-                except AdapterParseError as exc:  # an answer the adapter cannot parse is a rejected proposal
-                    return {"error": f"{type(exc).__name__}: {redact(exc)}"}
-
-            answer = self.checkpointed("proposals", attempt_key, ask)
-            try:
-                if "error" in answer:
-                    raise ValueError(answer["error"])
-                prediction = dspy.Prediction(**answer["outputs"])
-                return prediction, parse(prediction)
-            except Exception as exc:  # the meta LM's output is untrusted: any failure is a rejection
-                reason = redact(exc)
-                self.reject(stage, f"invalid proposal: {reason}", best_before=best_before)
-                feedback = f"Your previous proposal was rejected: {reason}"
-                if attempt + 1 < attempts:
-                    self._advance_progress(0, planned=1)  # a retry is one more step than planned
-        return None
-
-    @property
-    def best_program(self) -> tuple[float, dspy.Module] | None:
-        return self._best
 
 
 def _baseline_score(student, valset, metric: GuardedMetric, num_threads, lm) -> float | None:
