@@ -5,26 +5,15 @@ import time
 
 import pytest
 
-from dspy_meta import MetaTeleprompter
 from dspy_meta.testing import ScriptedEngine
 from dspy_meta.testing.toy_task import (
     Shout, aligning_meta_responder, shout_metric, shout_optimizer_responder, shout_program_responder,
 )
 
-from .conftest import TINY
+from .conftest import compile_toy, toy_engines
 
 
-def _compile(engines, data, **kwargs):
-    kwargs = {"budget": TINY, "seed": 0, "display_progress": False, "max_bootstrapped_demos": 1,
-              "max_labeled_demos": 0, **kwargs}
-    teleprompter = MetaTeleprompter(shout_metric, task_model=engines[0].as_lm(), prompt_model=engines[1].as_lm(),
-                                    meta_model=engines[2].as_lm(), **kwargs)
-    return teleprompter.compile(Shout(), trainset=data[0], valset=data[1])
-
-
-def _engines(program=None, optimizer=None):
-    return [ScriptedEngine(program or (lambda c: shout_program_responder(c, demos_help=False))),
-            ScriptedEngine(optimizer or shout_optimizer_responder), ScriptedEngine(aligning_meta_responder)]
+_compile, _engines = compile_toy, toy_engines
 
 
 def _records(results):

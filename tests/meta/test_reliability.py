@@ -16,25 +16,19 @@ from dspy_meta.meta.search import RunFailed
 from dspy_meta.testing import FaultInjector, ScriptedEngine
 from dspy_meta.testing.scripted_lm import register_litellm_provider
 from dspy_meta.testing.toy_task import (
-    Shout, aligning_meta_responder, shout_examples, shout_metric, shout_optimizer_responder, shout_program_responder,
+    Shout, aligning_meta_responder, shout_examples, shout_metric,
 )
 
-from .conftest import TINY
+from .conftest import TINY, compile_toy, toy_engines
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _engines(faults=None):
-    return [ScriptedEngine(lambda c: shout_program_responder(c, demos_help=False), faults=faults),
-            ScriptedEngine(shout_optimizer_responder, faults=faults), ScriptedEngine(aligning_meta_responder, faults=faults)]
+    return toy_engines(faults=faults)
 
 
-def _compile(engines, data, **kwargs):
-    kwargs = {"budget": TINY, "seed": 0, "display_progress": False, "max_bootstrapped_demos": 1,
-              "max_labeled_demos": 0, **kwargs}
-    teleprompter = MetaTeleprompter(shout_metric, task_model=engines[0].as_lm(), prompt_model=engines[1].as_lm(),
-                                    meta_model=engines[2].as_lm(), **kwargs)
-    return teleprompter.compile(Shout(), trainset=data[0], valset=data[1])
+_compile = compile_toy
 
 
 def _outcome(results):
