@@ -145,3 +145,43 @@ def test_concurrent_proposals_match_sequential_ones(student, shout_data, metric,
         outcomes.append((program.answer.predict.signature.instructions, tips))
     assert outcomes[0] == outcomes[1]
     assert len(outcomes[0][1]) >= 3
+
+
+def test_dataset_summary_runs_alongside_the_program_descriptions(student, shout_data, metric, program_engine):
+    """The summary's first call waits for a program-description call: only overlapping work lets both through."""
+    described = threading.Event()
+    waited = []
+
+    def respond(call):
+        if call.instructions == grounded_proposer.DescribeProgram.instructions:
+            described.set()
+        elif call.instructions == dataset_summary_generator.DatasetDescriptor.instructions and not waited:
+            waited.append(described.wait(timeout=20))
+        return _proposer_responder()(call)
+
+    proposer = ScriptedEngine(respond)
+    program = OptimizerSpec.create("mipro_v2", **SMALL).run(
+        student, trainset=shout_data[0], valset=shout_data[1], metric=metric, prompt_model=proposer.as_lm(),
+        task_model=program_engine.as_lm(), num_threads=4)
+    assert waited == [True]
+    assert MAGIC_WORD in program.answer.predict.signature.instructions
+    generate = grounded_proposer.generate_instruction_class().signature.instructions
+    # every instruction was generated with the summary in hand
+    assert all(c.inputs.get("dataset_description") == "A list of single lower-case words."
+               for c in proposer.calls if c.instructions == generate)
+
+
+def test_failed_dataset_summary_proposes_without_it(student, shout_data, metric, program_engine):
+    def respond(call):
+        if call.instructions == dataset_summary_generator.DatasetDescriptor.instructions:
+            raise ValueError("summary LM down")
+        return _proposer_responder()(call)
+
+    proposer = ScriptedEngine(respond)
+    program = OptimizerSpec.create("mipro_v2", **SMALL).run(
+        student, trainset=shout_data[0], valset=shout_data[1], metric=metric,
+        prompt_model=proposer.as_lm(num_retries=0), task_model=program_engine.as_lm(), num_threads=2)
+    generate = grounded_proposer.generate_instruction_class().signature.instructions
+    generations = [c for c in proposer.calls if c.instructions == generate]
+    assert generations and all("dataset_description" not in c.inputs for c in generations)
+    assert MAGIC_WORD in program.answer.predict.signature.instructions
