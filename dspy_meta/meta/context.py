@@ -27,7 +27,7 @@ from dspy_meta.evaluation import score_program
 from dspy_meta.meta.checks import GuardedMetric, TooManyMetricFailures
 from dspy_meta.meta.results import CandidateRecord, MetaResults
 from dspy_meta.meta.storage import RunStore
-from dspy_meta.meta.usage import LEVELS, CallMemo, LevelUsage, UsageMeter
+from dspy_meta.meta.usage import LEVELS, CallMemo, LevelUsage, RunHalted, StopRun, UsageMeter
 from dspy_meta.plans.composite import CompositeOptimizer
 from dspy_meta.plans.nodes import PlanNode
 from dspy_meta.redact import redact
@@ -105,8 +105,9 @@ class SearchContext:
         For independent pieces of a search (e.g. tuning each input optimizer's prompts). Each
         item gets a `branch` context; records are merged in item order, so the results are the
         ones a sequential run gives (only the split of usage between candidates may differ,
-        when two branches ask the LM the same thing). All branches finish before the first
-        error (a usage limit, a permanent LM error) is raised.
+        when two branches ask the LM the same thing). When a branch stops the run (a usage
+        limit, a permanent LM error), the others stop at their next LM call; their finished
+        candidates are kept, and that first error is raised.
         """
         if len(items) <= 1 or (self.num_threads or 1) <= 1:
             return [work(self, item) for item in items]
@@ -117,6 +118,8 @@ class SearchContext:
             try:
                 return True, work(branch, item)
             except BaseException as exc:  # noqa: BLE001 -- raised below, once every branch has stopped
+                if isinstance(exc, StopRun):
+                    branch.meters["program"].halt_run(exc)
                 return False, exc
 
         # DSPy's executor carries dspy.context into the threads; no straggler re-runs (timeout=0).
@@ -125,9 +128,9 @@ class SearchContext:
         with concurrent_tqdm():
             outcomes = executor.execute(run, list(zip(branches, items, strict=True)))
         self.merge(branches)
-        for ok, value in outcomes:
-            if not ok:
-                raise value
+        errors = [value for ok, value in outcomes if not ok]
+        if errors:  # the cause, not a sibling's "stopped alongside"
+            raise next((e for e in errors if not isinstance(e, RunHalted)), errors[0])
         return [value for _, value in outcomes]
 
     def _advance_progress(self, steps: int = 1, *, planned: int = 0) -> None:

@@ -26,7 +26,7 @@ from dspy.utils.exceptions import (
 from dspy_meta.redact import is_secret_setting, redact
 
 __all__ = ["LEVELS", "LevelUsage", "UsageLimits", "UsageMeter", "CallMemo", "StopRun", "BudgetExhausted",
-           "PermanentLMError"]
+           "PermanentLMError", "RunHalted"]
 
 LEVELS = ("program", "optimizer", "meta")
 _PERMANENT_ERRORS = (LMAuthError, LMBillingError, LMConfigurationError, LMUnsupportedModelError)
@@ -127,14 +127,21 @@ class UsageLimits:
         return None
 
 
+class RunHalted(StopRun):
+    """Another part of the run, running alongside, stopped it (see `UsageMeter.halt_run`)."""
+
+
 class _Guard:
     """Shared by a run's meters: checks the limits across all levels before each call."""
 
     def __init__(self, limits: UsageLimits | None, meters: Mapping[str, UsageMeter]):
         self.limits = limits
         self.meters = meters
+        self.halted: str | None = None
 
     def check(self) -> None:
+        if self.halted is not None:
+            raise RunHalted(self.halted)
         if self.limits is None:
             return
         reason = self.limits.exceeded({level: meter.snapshot() for level, meter in self.meters.items()})
@@ -315,6 +322,15 @@ class UsageMeter:
         metered._dspy_meta_memo = memo if memo is not None else getattr(lm, "_dspy_meta_memo", None)
         metered._dspy_meta_slots = slots if slots is not None else getattr(lm, "_dspy_meta_slots", None)
         return metered
+
+    def halt_run(self, cause: BaseException) -> None:
+        """From now on, every LM call of the run raises `RunHalted`: a part of the run stopped it,
+        and the parts running alongside stop at their next call instead of finishing their work."""
+        meter = self
+        while meter.parent is not None:
+            meter = meter.parent
+        if meter.guard is not None and meter.guard.halted is None:
+            meter.guard.halted = f"stopped alongside: {cause}"
 
     def before_call(self) -> None:
         if self.guard is not None:

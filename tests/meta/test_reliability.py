@@ -104,12 +104,13 @@ def test_faulty_lms_give_the_same_result(shout_data):
     assert faulty.answer.predict.signature.instructions == clean.answer.predict.signature.instructions
 
 
-def test_permanent_lm_error_stops_at_once_with_a_clear_message(shout_data):
+@pytest.mark.parametrize("threads", [None, 4])
+def test_permanent_lm_error_stops_at_once_with_a_clear_message(shout_data, threads):
     engines = _engines()
     engines[2] = ScriptedEngine(lambda call: AuthError("invalid API key"))
     start = time.time()
     with pytest.raises(RunFailed, match="the meta LM failed permanently: .*invalid API key"):
-        _compile(engines, shout_data)
+        _compile(engines, shout_data, num_threads=threads)
     assert len(engines[2].calls) == 1 and time.time() - start < 30
 
 
