@@ -22,7 +22,10 @@ class MetaBudget:
         num_examples: training examples the meta LM sees per proposal.
         proposal_attempts: tries per step when the meta LM's proposal is invalid (the reason is fed back).
         screen_size: when > 0, each candidate is first scored on this many validation examples and
-            stops there if it is more than `screen_margin_pct` points below the best so far (0: off).
+            stops there when, at `screen_confidence_pct` confidence (a Hoeffding bound for metrics in
+            [0, 1]), its full validation score would be below the best so far (0: off). Small
+            minibatches screen out only very clear losers: with 5 examples, a candidate must trail by
+            about 0.5.
         max_valset: validation examples used for scoring (a seeded sample when the valset is larger).
         copro_breadth / copro_depth: the default COPRO input's budget.
         mipro_candidates / mipro_trials: the default MIPROv2 input's budget.
@@ -33,7 +36,7 @@ class MetaBudget:
     num_examples: int = 5
     proposal_attempts: int = 2
     screen_size: int = 0
-    screen_margin_pct: int = 10
+    screen_confidence_pct: int = 90
     max_valset: int = 100
     copro_breadth: int = 4
     copro_depth: int = 2
@@ -50,6 +53,8 @@ class MetaBudget:
                 low = 2
             if value < low:
                 raise ValueError(f"budget {f.name!r} must be >= {low}, got {value}")
+        if not 50 <= self.screen_confidence_pct <= 99:
+            raise ValueError(f"budget 'screen_confidence_pct' must be between 50 and 99, got {self.screen_confidence_pct}")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MetaBudget:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import random
 import threading
 import zlib
@@ -34,7 +35,16 @@ from dspy_meta.redact import redact
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SearchContext"]
+__all__ = ["SearchContext", "screening_bound"]
+
+
+def screening_bound(minibatch_score: float, size: int, confidence: float) -> float:
+    """Upper confidence bound on the full validation score, from a minibatch of `size` examples.
+
+    Hoeffding's inequality for a mean of values in [0, 1] (it also holds when the minibatch is
+    drawn without replacement from the validation set).
+    """
+    return minibatch_score + math.sqrt(math.log(1 / (1 - confidence)) / (2 * size))
 
 
 def _plan_key(plan: PlanNode) -> str:
@@ -59,7 +69,7 @@ class SearchContext:
     store: RunStore | None = None
     memo: CallMemo | None = None
     screen_size: int = 0
-    screen_margin: float = 0.0
+    screen_confidence: float = 0.9
     results: MetaResults = field(default_factory=MetaResults)
     _programs: dict[str, tuple[float | None, dspy.Module | None, str]] = field(default_factory=dict)
     _best: tuple[float, dspy.Module] | None = None
@@ -222,14 +232,16 @@ class SearchContext:
         Returns (minibatch score, reason) for a screened-out candidate, else (None, ""). The
         minibatch's LM answers are memoized, so a candidate that passes pays nothing twice.
         """
-        size, margin = self.screen_size, self.screen_margin
+        size = self.screen_size
         if not size or best_before is None or size >= len(self.valset):
             return None, ""
         minibatch = random.Random(self.seed).sample(self.valset, size)
         score = score_program(program, minibatch, self.metric, num_threads=self.num_threads, lm=self.task_lm)
-        if score < best_before - margin:
-            return score, (f"screened out: {score:.3f} on a {size}-example minibatch, more than {margin:.2f} below "
-                           f"the best so far ({best_before:.3f})")
+        bound = screening_bound(score, size, self.screen_confidence)
+        if bound < best_before:
+            return score, (f"screened out: {score:.3f} on a {size}-example minibatch; at "
+                           f"{self.screen_confidence:.0%} confidence its validation score is at most {bound:.3f}, "
+                           f"below the best so far ({best_before:.3f})")
         return None, ""
 
     def _restore(self, saved: dict) -> None:

@@ -174,7 +174,7 @@ class MetaSearch(Teleprompter):
                 prompt_lm=meters["optimizer"].attach(prompt_lm, memo, slots),
                 meta_lm=meters["meta"].attach(meta_lm, memo, slots), num_threads=self.num_threads, seed=seed,
                 meters=meters, progress=progress, store=store, memo=memo,
-                screen_size=budget.screen_size, screen_margin=budget.screen_margin_pct / 100,
+                screen_size=budget.screen_size, screen_confidence=budget.screen_confidence_pct / 100,
             )
             ctx.results.valset_size, ctx.results.seed = len(valset), seed
             try:

@@ -40,3 +40,21 @@ def test_a_promising_candidate_is_scored_on_the_full_valset(shout_data, lms):
                                   **lms).compile(Shout(), trainset=shout_data[0], valset=shout_data[1])
     initial, proposal = program.meta_results_.candidates
     assert proposal.accepted and proposal.score == 1.0 and proposal.reason == "improved on the best so far"
+
+
+def test_small_minibatches_screen_out_only_clear_losers():
+    from dspy_meta.meta.context import screening_bound
+
+    # the local demo's case: 1 of 5 right while the best has 7 of 20: too little evidence to stop it
+    assert screening_bound(0.2, 5, 0.9) > 0.35
+    # nothing right on 10 examples while the best is perfect: clearly worse
+    assert screening_bound(0.0, 10, 0.9) < 1.0
+    # more examples or less confidence give tighter bounds
+    assert screening_bound(0.2, 40, 0.9) < screening_bound(0.2, 10, 0.9) < screening_bound(0.2, 10, 0.99)
+
+
+def test_screening_confidence_is_validated():
+    import pytest
+
+    with pytest.raises(ValueError, match="screen_confidence_pct"):
+        MetaBudget(screen_confidence_pct=100)
