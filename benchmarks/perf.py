@@ -27,6 +27,7 @@ import sys
 import threading
 import time
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -82,13 +83,14 @@ def _engines(latency_s: float, workload: str = "repeating"):
             "meta": ScriptedEngine(_slow(aligning_meta_responder, latency_s))}
 
 
-def _data():
-    return shout_examples(20), shout_examples(40, offset=20)
+def _data(n_val: int = 40):
+    return shout_examples(20), shout_examples(n_val, offset=20)
 
 
-def _compile(engines, threads: int, **kwargs):
-    trainset, valset = _data()
-    teleprompter = MetaTeleprompter(shout_metric, budget=BUDGET, seed=0, num_threads=threads, display_progress=False,
+def _compile(engines, threads: int, n_val: int = 40, **kwargs):
+    trainset, valset = _data(n_val)
+    budget = replace(BUDGET, max_valset=max(BUDGET.max_valset, n_val))
+    teleprompter = MetaTeleprompter(shout_metric, budget=budget, seed=0, num_threads=threads, display_progress=False,
                                     task_model=engines["program"].as_lm(), prompt_model=engines["optimizer"].as_lm(),
                                     meta_model=engines["meta"].as_lm(), max_bootstrapped_demos=1,
                                     max_labeled_demos=0, **kwargs)
@@ -153,27 +155,28 @@ def overhead(repeats: int = 15) -> dict:
             "per_call_us": (timings["ours"] - timings["plain"]) / len(devset) * 1e6, "calls": len(devset)}
 
 
-def parallel(latency_ms: float, thread_counts: list[int], workload: str, unlimited: int = 256) -> dict:
+def parallel(latency_ms: float, thread_counts: list[int], workload: str, n_val: int = 40,
+             unlimited: int = 256) -> dict:
     """Wall time of a full compile per thread count, against the ideal (calls x latency / threads).
 
     Two bounds explain what is left: the dependency floor (the same run with `unlimited` threads:
     the longest chain of LM calls that wait for one another, plus CPU) and the CPU time (the run with
     a 0 ms LM). A run cannot beat max(ideal, floor).
     """
-    _compile(_engines(0.0, workload), 1)  # warm up imports and caches, so the first row is not charged
+    _compile(_engines(0.0, workload), 1, n_val)  # warm up imports and caches, so the first row is not charged
     cpu_engines = _engines(0.0, workload)
-    _, cpu_s = _compile(cpu_engines, max(thread_counts))
+    _, cpu_s = _compile(cpu_engines, max(thread_counts), n_val)
     floor_engines = _engines(latency_ms / 1000, workload)
-    _, floor_s = _compile(floor_engines, unlimited)
+    _, floor_s = _compile(floor_engines, unlimited, n_val)
     rows = []
     for threads in thread_counts:
         engines = _engines(latency_ms / 1000, workload)
-        _, wall = _compile(engines, threads)
+        _, wall = _compile(engines, threads, n_val)
         calls = sum(len(e.calls) for e in engines.values())
         ideal = calls * latency_ms / 1000 / threads
         rows.append({"threads": threads, "calls": calls, "wall_s": wall, "ideal_s": ideal,
                      "efficiency": ideal / wall, "of_achievable": max(ideal, floor_s) / wall})
-    return {"workload": workload, "rows": rows, "dependency_floor_s": floor_s, "cpu_s": cpu_s,
+    return {"workload": workload, "valset": n_val, "rows": rows, "dependency_floor_s": floor_s, "cpu_s": cpu_s,
             "floor_calls": sum(len(e.calls) for e in floor_engines.values())}
 
 
@@ -204,8 +207,6 @@ def screening(workload: str, screen_size: int = 10) -> dict:
     Inputs are already aligned (their prompts mention the task) and the meta LM proposes worse
     rewrites, so there are candidates that screening should stop early.
     """
-    from dataclasses import replace
-
     from dspy_meta.meta.teleprompter import default_input_optimizers
 
     aligned = {name: spec.with_prompts(**{p: spec.prompts[p].instructions + " The task: shout words back."
@@ -248,7 +249,8 @@ def _print_table(report: dict) -> None:
           f"{o['metered_s']:.3f}s (ratio {o['metered_ratio']:.3f}); full path with both memos {o['ours_s']:.3f}s "
           f"(ratio {o['ratio']:.3f}, {o['per_call_us']:.0f} us per call)")
     for run in report["parallel"]:
-        print(f"\n3. Parallel efficiency ({run['workload']} optimizer LM, {report['latency_ms']:g} ms LM): "
+        print(f"\n3. Parallel efficiency ({run['workload']} optimizer LM, {run['valset']} val examples, "
+              f"{report['latency_ms']:g} ms LM): "
               f"dependency floor {run['dependency_floor_s']:.2f}s, CPU {run['cpu_s']:.2f}s")
         print(f"   {'threads':>7}{'calls':>8}{'wall s':>9}{'ideal s':>9}{'eff.':>7}{'of achievable':>15}")
         for row in run["rows"]:
@@ -276,7 +278,8 @@ def main(argv=None) -> int:
     report = {"latency_ms": args.latency_ms,
               "wasted_calls": {w: wasted_calls(w) for w in WORKLOADS}, "overhead": overhead(),
               "meta_steps": {w: meta_step_costs(w) for w in WORKLOADS}, "screening": screening("sampling"),
-              "parallel": [parallel(args.latency_ms, args.threads, w) for w in WORKLOADS]}
+              "parallel": [parallel(args.latency_ms, args.threads, w) for w in WORKLOADS]
+              + [parallel(args.latency_ms, args.threads, "sampling", n_val=100)]}  # auto="light" validates on 100
     _print_table(report)
     Path(args.json).write_text(json.dumps(report, indent=1))
     print(f"\nwrote {args.json}")

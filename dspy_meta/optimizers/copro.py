@@ -94,11 +94,50 @@ class PromptableCOPRO(COPRO):
                 proposals.append((instruction, prefix))
         return proposals
 
+    def _score(self, program, index: int, candidates: list[tuple[str, str]], trainset, *, num_threads=None,
+               failure_score: float = 0.0, max_errors: int | None = None) -> list[float]:
+        """Trainset scores of `candidates` for predictor `index`, as `dspy.Evaluate` computes them.
+
+        All (candidate, example) pairs go through one parallel pass: the scores of scoring one
+        candidate after another, without a half-empty last wave of threads per candidate.
+        """
+        base = program.predictors()[index].signature
+        variants = []
+        for candidate in candidates:
+            variant = program.deepcopy()
+            variant.predictors()[index].signature = _with_candidate(base, *candidate)
+            variants.append(variant)
+
+        def run(job):
+            k, example = job
+            return self.metric(example, variants[k](**example.inputs()))
+
+        max_errors = dspy.settings.max_errors if max_errors is None else max_errors
+        executor = ParallelExecutor(num_threads=num_threads or self.num_threads or dspy.settings.num_threads,
+                                    max_errors=max_errors * max(1, len(variants)), disable_progress_bar=True)
+        outcomes = executor.execute(run, [(k, example) for k in range(len(variants)) for example in trainset])
+        n = len(trainset)
+        scores = []
+        for k in range(len(variants)):
+            # A failed example (None or an exception) scores `failure_score`, as in Evaluate.
+            values = [failure_score if o is None or isinstance(o, Exception) else float(o)
+                      for o in outcomes[k * n:(k + 1) * n]]
+            scores.append(round(100 * sum(values) / n, 2))
+        return scores
+
     def compile(self, student, *, trainset, teacher=None, valset=None, eval_kwargs=None):
-        """Optimize the instructions of `student`'s predictors; `student` is not modified."""
+        """Optimize the instructions of `student`'s predictors; `student` is not modified.
+
+        `eval_kwargs` as for `dspy.Evaluate`: ``num_threads``, ``failure_score`` and ``max_errors``
+        are honoured, display options ignored.
+        """
         basic_sig, attempts_sig = self._signatures()
-        eval_kwargs = {"num_threads": self.num_threads, "display_progress": False, **(eval_kwargs or {})}
-        evaluate = dspy.Evaluate(devset=trainset, metric=self.metric, **eval_kwargs)
+        eval_kwargs = dict(eval_kwargs or {})
+        for ignored in ("display_progress", "display_table"):
+            eval_kwargs.pop(ignored, None)
+        unknown = set(eval_kwargs) - {"num_threads", "failure_score", "max_errors"}
+        if unknown:
+            raise TypeError(f"COPRO eval_kwargs not supported: {sorted(unknown)}")
         program = student.deepcopy()
         predictors = program.predictors()
         single = len(predictors) == 1
@@ -114,17 +153,13 @@ class PromptableCOPRO(COPRO):
             for depth in range(self.depth):
                 logger.info("COPRO depth %d/%d", depth + 1, self.depth)
                 for i, predictor in enumerate(predictors):
-                    base = predictor.signature
                     # With several predictors, the others changed since the last round: rescore everything.
                     candidates = pending[i] if single else [*scored[i], *pending[i]]
-                    for candidate in dict.fromkeys(candidates):
-                        if single and candidate in scored[i]:
-                            continue
-                        predictor.signature = _with_candidate(base, *candidate)
-                        scored[i][candidate] = evaluate(program).score
-                        total_calls += 1
+                    new = [c for c in dict.fromkeys(candidates) if not (single and c in scored[i])]
+                    scored[i].update(zip(new, self._score(program, i, new, trainset, **eval_kwargs), strict=True))
+                    total_calls += len(new)
                     best = max(scored[i], key=scored[i].get)
-                    predictor.signature = _with_candidate(base, *best)
+                    predictor.signature = _with_candidate(predictor.signature, *best)
                 if depth == self.depth - 1:
                     break
                 for i in range(len(predictors)):

@@ -118,3 +118,44 @@ def test_multi_predictor_programs_are_optimized_per_predictor(shout_data, metric
 def test_breadth_is_validated_like_dspy():
     with pytest.raises(ValueError):
         PromptableCOPRO(metric=lambda *a: 1.0, breadth=1)
+
+
+def test_candidate_scores_are_dspy_evaluate_scores_at_any_thread_count(student, shout_data, metric):
+    """Candidates are scored in one parallel pass; each score must be what `dspy.Evaluate` gives it."""
+    trainset = shout_data[0]
+    partial = {w.word for w in trainset[::3]}  # "Shout" instructions get only a third of the words right
+
+    def program_lm(call):
+        word = call.inputs.get("word", "")
+        right = MAGIC_WORD in call.instructions or ("Shout" in call.instructions and word in partial)
+        if word == trainset[1].word and "Shout" in call.instructions:
+            raise ValueError("this example fails")  # a failed example scores 0, as in Evaluate
+        return {"reasoning": "-", "answer": word.upper() if right else word}
+
+    proposals = iter([f"{MAGIC_WORD} them", "Shout them", "Whisper them"] * 4)
+
+    def optimizer_lm(call):
+        return {"proposed_instruction": next(proposals), "proposed_prefix_for_output_field": "Answer:"}
+
+    outcomes = []
+    for threads in (1, 4):
+        program_engine = ScriptedEngine(program_lm)
+        program = PromptableCOPRO(prompt_model=ScriptedEngine(optimizer_lm).as_lm(), metric=metric, breadth=4,
+                                  depth=1, task_model=program_engine.as_lm(num_retries=0),
+                                  num_threads=threads).compile(student, trainset=trainset)
+        outcomes.append(sorted((c["instruction"], c["score"]) for c in program.candidate_programs))
+    assert outcomes[0] == outcomes[1]
+    lm = ScriptedEngine(program_lm).as_lm(num_retries=0)
+    for instruction, score in outcomes[0]:
+        candidate = student.deepcopy()
+        candidate.answer.predict.signature = candidate.answer.predict.signature.with_instructions(instruction)
+        with dspy.context(lm=lm):
+            expected = dspy.Evaluate(devset=trainset, metric=metric, num_threads=1, display_progress=False)(candidate)
+        assert score == expected.score, instruction
+    assert len({score for _, score in outcomes[0]}) >= 3  # the scores really differ
+
+
+def test_unsupported_eval_kwargs_are_refused(student, shout_data, metric, optimizer_engine):
+    with pytest.raises(TypeError, match="save_as_csv"):
+        PromptableCOPRO(prompt_model=optimizer_engine.as_lm(), metric=metric, breadth=2, depth=1).compile(
+            student, trainset=shout_data[0], eval_kwargs={"save_as_csv": "x.csv"})
