@@ -7,6 +7,7 @@ which costs about a millisecond of CPU per call and, in Python, holds the GIL. T
 answers a predictor call whose LM, settings, signature, demos and inputs match an earlier
 one with the earlier parsed outputs, before any formatting. It only memoizes requests made
 of plain data (strings, numbers, lists, dicts); anything else goes to the adapter as usual.
+Adapter callbacks (format/parse spans, e.g. MLflow's) fire only for calls that reach the adapter.
 """
 
 from __future__ import annotations
@@ -51,13 +52,14 @@ def _as_dict(demo: Any) -> Any:
 
 def _lm_identity(lm) -> tuple:
     # As in the LM-level memo: model, endpoint and request settings, not credentials or client objects.
-    settings = {k: v for k, v in lm.kwargs.items() if not is_client_setting(k)}
+    kwargs = getattr(lm, "kwargs", None) or {}
+    settings = {k: v for k, v in kwargs.items() if not is_client_setting(k)}
     engine = getattr(lm, "engine", None)
     try:  # the engine object itself: two engines serving one model name stay apart (nothing is persisted)
         hash(engine)
     except TypeError:
         engine = type(engine)
-    server = lm.kwargs.get("api_base") or lm.kwargs.get("base_url")
+    server = kwargs.get("api_base") or kwargs.get("base_url")  # in memory only, never persisted
     return (getattr(lm, "model", None), engine, server, _freeze(settings))
 
 
@@ -83,7 +85,7 @@ def request_key(adapter, lm, lm_kwargs: dict, signature, demos: list, inputs: di
     try:
         return (type(adapter), _lm_identity(lm), _freeze(lm_kwargs), signature.instructions, _fields(signature),
                 _freeze([_as_dict(d) for d in demos or []]), _freeze(inputs))
-    except _NotPlain:
+    except (_NotPlain, AttributeError, TypeError):  # not plain data, or an unusual LM / signature: no memo
         return None
 
 

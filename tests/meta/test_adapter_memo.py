@@ -103,3 +103,11 @@ def test_values_that_compare_equal_across_types_stay_apart():
     signature = dspy.Signature("q -> answer")
     keys = {request_key(adapter, lm, {}, signature, [], {"q": value}) for value in (1, 1.0, True, "1", [1], (1,))}
     assert len(keys) == 6
+
+
+def test_two_servers_behind_one_model_name_stay_apart():
+    adapter, signature = dspy.ChatAdapter(), dspy.Signature("q -> answer")
+    first = dspy.LM("openai/same-model", api_base="http://one.invalid/v1")
+    second = dspy.LM("openai/same-model", api_base="http://two.invalid/v1")
+    assert request_key(adapter, first, {}, signature, [], {"q": "x"}) != \
+        request_key(adapter, second, {}, signature, [], {"q": "x"})
