@@ -194,15 +194,23 @@ class SearchContext:
 
     def _run_candidate(self, plan: PlanNode, key: str, index: int, stage: str, best_before: float | None):
         """(score, program, reason) of one plan: from the checkpoint when it finished before, else by running it."""
-        saved = self.store.get("candidates", key) if self.store else None
-        if saved is not None:
-            self._restore(saved)
+        def encode(result) -> dict:
+            score, program, reason = result
+            return {"score": score, "reason": reason,
+                    "program_state": program.dump_state() if program is not None else None}
+
+        def decode(saved: dict):
             program = None
             if saved["program_state"] is not None:
                 program = self.student.deepcopy()
                 program.load_state(saved["program_state"])
             return saved["score"], program, saved["reason"]
-        before = self.usage()
+
+        return self.checkpointed("candidates", key, lambda: self._run_plan(plan, index, stage, best_before),
+                                 encode=encode, decode=decode)
+
+    def _run_plan(self, plan: PlanNode, index: int, stage: str, best_before: float | None):
+        """Run `plan` on a copy of the student and score the program; a failure gives no score and its reason."""
         score, program, reason = None, None, ""
         if isinstance(self.metric, GuardedMetric):
             self.metric.reset()
@@ -219,11 +227,6 @@ class SearchContext:
             reason = f"run failed: {type(exc).__name__}: {redact(exc)}"
             logger.warning("candidate %d (%s) %s", index, stage, reason)
             score, program = None, None
-        if self.store:
-            spent = {level: u.minus(before[level]).to_dict() for level, u in self.usage().items()}
-            state = program.dump_state() if program is not None else None
-            self.store.put("candidates", key, {"score": score, "reason": reason, "program_state": state,
-                                               "usage": spent, "memo": self._drain_memo()})
         return score, program, reason
 
     def _screen(self, program, best_before: float | None) -> tuple[float | None, str]:
@@ -254,17 +257,23 @@ class SearchContext:
     def _drain_memo(self) -> list:
         return self.memo.drain() if self.memo is not None else []
 
-    def checkpointed(self, kind: str, key: str, work: Callable[[], Any], encode=lambda x: x, decode=lambda x: x):
-        """`work()`'s result, from the checkpoint when it finished before; else run it and save it."""
+    def checkpointed(self, kind: str, key: str, work: Callable[[], Any],
+                     encode: Callable[[Any], dict] = lambda value: {"value": value},
+                     decode: Callable[[dict], Any] = lambda saved: saved["value"]):
+        """`work()`'s result, from the checkpoint when it finished before; else run it and save it.
+
+        `encode` turns the result into the document's fields (beside the usage the work spent and
+        the LM answers it obtained); `decode` turns a saved document back into the result.
+        """
         saved = self.store.get(kind, key) if self.store else None
         if saved is not None:
             self._restore(saved)
-            return decode(saved["value"])
+            return decode(saved)
         before = self.usage()
         value = work()
         if self.store:
             spent = {level: u.minus(before[level]).to_dict() for level, u in self.usage().items()}
-            self.store.put(kind, key, {"value": encode(value), "usage": spent, "memo": self._drain_memo()})
+            self.store.put(kind, key, {**encode(value), "usage": spent, "memo": self._drain_memo()})
         return value
 
     def reject(self, stage: str, reason: str, *, analysis: str = "", best_before: float | None = None) -> None:
