@@ -12,13 +12,13 @@ Adapter callbacks (format/parse spans, e.g. MLflow's) fire only for calls that r
 
 from __future__ import annotations
 
-import copy
 import threading
 import weakref
 from typing import Any
 
 import dspy
 
+from dspy_meta._subclass import SubclassFactory
 from dspy_meta.meta.usage import CallMemo, is_client_setting
 
 __all__ = ["AdapterMemo"]
@@ -89,24 +89,19 @@ def request_key(adapter, lm, lm_kwargs: dict, signature, demos: list, inputs: di
         return None
 
 
-_MEMO_CLASSES: dict[type, type] = {}
-_MEMO_CLASSES_LOCK = threading.Lock()
+def _memo_methods(base: type) -> dict:
+    """Methods of the memoizing subclass of an adapter class."""
+    def __call__(self, lm, lm_kwargs, signature, demos, inputs):
+        key = request_key(self, lm, lm_kwargs, signature, demos, inputs)
+        if key is None:
+            return base.__call__(self, lm, lm_kwargs, signature, demos, inputs)
+        return self._dspy_meta_answers.get_or_call(
+            key, lambda: base.__call__(self, lm, lm_kwargs, signature, demos, inputs))
+
+    return {"__call__": __call__}
 
 
-def _memo_class(base: type) -> type:
-    """A subclass of the adapter's class whose calls go through the memo (one per adapter class)."""
-    with _MEMO_CLASSES_LOCK:
-        if base not in _MEMO_CLASSES:
-            def __call__(self, lm, lm_kwargs, signature, demos, inputs):
-                key = request_key(self, lm, lm_kwargs, signature, demos, inputs)
-                if key is None:
-                    return base.__call__(self, lm, lm_kwargs, signature, demos, inputs)
-                return self._dspy_meta_answers.get_or_call(
-                    key, lambda: base.__call__(self, lm, lm_kwargs, signature, demos, inputs))
-
-            _MEMO_CLASSES[base] = type(base.__name__, (base,), {
-                "__call__": __call__, "__module__": base.__module__, "__doc__": base.__doc__})
-        return _MEMO_CLASSES[base]
+_MEMOIZING = SubclassFactory(_memo_methods)
 
 
 class AdapterMemo:
@@ -121,8 +116,6 @@ class AdapterMemo:
 
     def wrap(self, adapter) -> Any:
         """A copy of `adapter` (same class to `isinstance`) that answers repeated calls from the memo."""
-        base = type(adapter).__mro__[1] if hasattr(adapter, "_dspy_meta_answers") else type(adapter)
-        wrapped = copy.copy(adapter)
-        wrapped.__class__ = _memo_class(base)
+        wrapped = _MEMOIZING.copy_of(adapter)
         wrapped._dspy_meta_answers = self.answers
         return wrapped

@@ -23,6 +23,7 @@ from dspy.utils.exceptions import (
     LMAuthError, LMBillingError, LMConfigurationError, LMUnsupportedModelError, is_retryable_lm_error,
 )
 
+from dspy_meta._subclass import SubclassFactory
 from dspy_meta.redact import is_secret_setting, redact
 
 __all__ = ["LEVELS", "LevelUsage", "UsageLimits", "UsageMeter", "CallMemo", "StopRun", "BudgetExhausted",
@@ -242,51 +243,45 @@ def is_client_setting(name: str) -> bool:
     return name in CLIENT_KEYS or name.lower().startswith("api_") or is_secret_setting(name)
 
 
-_METERED_CLASSES: dict[type, type] = {}
-_METERED_LOCK = threading.Lock()
+def _metered_methods(base: type) -> dict:
+    """Methods of the metered subclass of an LM class: meter, guard and memoize calls."""
+    def metered_call(self, args, kwargs):
+        for meter in self._dspy_meta_meters:
+            meter.before_call()
+        try:
+            with self._dspy_meta_slots or contextlib.nullcontext():
+                return base.__call__(self, *args, **kwargs)
+        except Exception as exc:
+            for meter in self._dspy_meta_meters:
+                meter.after_error(exc)
+            raise
+
+    def __call__(self, *args, **kwargs):
+        memo = self._dspy_meta_memo
+        key = memo.key(self, args, kwargs) if memo is not None else None
+        if key is None:
+            return metered_call(self, args, kwargs)
+        return memo.get_or_call(key, lambda: metered_call(self, args, kwargs))
+
+    async def acall(self, *args, **kwargs):
+        for meter in self._dspy_meta_meters:
+            meter.before_call()
+        try:
+            return await base.acall(self, *args, **kwargs)
+        except Exception as exc:
+            for meter in self._dspy_meta_meters:
+                meter.after_error(exc)
+            raise
+
+    def update_history(self, entry):
+        for meter in self._dspy_meta_meters:
+            meter.record(entry)
+        base.update_history(self, entry)
+
+    return {"__call__": __call__, "acall": acall, "update_history": update_history}
 
 
-def _metered_class(base: type) -> type:
-    """A subclass of the LM's class that meters and guards calls (one per LM class)."""
-    with _METERED_LOCK:
-        if base not in _METERED_CLASSES:
-            def metered_call(self, args, kwargs):
-                for meter in self._dspy_meta_meters:
-                    meter.before_call()
-                try:
-                    with self._dspy_meta_slots or contextlib.nullcontext():
-                        return base.__call__(self, *args, **kwargs)
-                except Exception as exc:
-                    for meter in self._dspy_meta_meters:
-                        meter.after_error(exc)
-                    raise
-
-            def __call__(self, *args, **kwargs):
-                memo = self._dspy_meta_memo
-                key = memo.key(self, args, kwargs) if memo is not None else None
-                if key is None:
-                    return metered_call(self, args, kwargs)
-                return memo.get_or_call(key, lambda: metered_call(self, args, kwargs))
-
-            async def acall(self, *args, **kwargs):
-                for meter in self._dspy_meta_meters:
-                    meter.before_call()
-                try:
-                    return await base.acall(self, *args, **kwargs)
-                except Exception as exc:
-                    for meter in self._dspy_meta_meters:
-                        meter.after_error(exc)
-                    raise
-
-            def update_history(self, entry):
-                for meter in self._dspy_meta_meters:
-                    meter.record(entry)
-                base.update_history(self, entry)
-
-            _METERED_CLASSES[base] = type(base.__name__, (base,), {
-                "__call__": __call__, "acall": acall, "update_history": update_history,
-                "__module__": base.__module__, "__doc__": base.__doc__})
-        return _METERED_CLASSES[base]
+_METERED = SubclassFactory(_metered_methods)
 
 
 class UsageMeter:
@@ -313,11 +308,9 @@ class UsageMeter:
         budget for the whole run, however deeply evaluations nest. An LM already metered keeps
         its meters, memo and slots and adds this meter.
         """
-        metered = lm.copy()
         outer = tuple(getattr(lm, "_dspy_meta_meters", ()))  # an LM metered by a caller keeps its meters
-        base = type(lm).__mro__[1] if outer else type(lm)
         # Our own copy changes class; the user's LM object and DSPy's classes stay as they are.
-        metered.__class__ = _metered_class(base)
+        metered = _METERED.copy_of(lm, copier=lambda original: original.copy())
         metered._dspy_meta_meters = (*outer, self)
         metered._dspy_meta_memo = memo if memo is not None else getattr(lm, "_dspy_meta_memo", None)
         metered._dspy_meta_slots = slots if slots is not None else getattr(lm, "_dspy_meta_slots", None)
