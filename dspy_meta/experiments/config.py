@@ -137,10 +137,11 @@ class ExperimentConfig:
             raise ConfigError("output_dir: must be a string")
         return cls(
             name=name, task=TaskConfig.from_dict(data["task"], "task"), lms=lms, budget=budget, methods=methods,
-            seeds=seeds, num_threads=_int(data.get("num_threads", 1), "num_threads", 1),
-            max_bootstrapped_demos=_int(data.get("max_bootstrapped_demos", 2), "max_bootstrapped_demos"),
-            max_labeled_demos=_int(data.get("max_labeled_demos", 2), "max_labeled_demos"),
-            num_samples=_int(data.get("num_samples", 4), "num_samples", 1), output_dir=output_dir,
+            seeds=seeds, num_threads=_int(data.get("num_threads", cls.num_threads), "num_threads", 1),
+            max_bootstrapped_demos=_int(data.get("max_bootstrapped_demos", cls.max_bootstrapped_demos),
+                                        "max_bootstrapped_demos"),
+            max_labeled_demos=_int(data.get("max_labeled_demos", cls.max_labeled_demos), "max_labeled_demos"),
+            num_samples=_int(data.get("num_samples", cls.num_samples), "num_samples", 1), output_dir=output_dir,
         )
 
     def to_dict(self) -> dict[str, Any]:
