@@ -109,6 +109,11 @@ class SearchContext:
                 self.results.best_score, self.results.best_plan = branch.results.best_score, branch.results.best_plan
         self._usage_mark = self.usage()
 
+    @property
+    def concurrent(self) -> bool:
+        """Whether independent parts of the search run side by side (more than one thread)."""
+        return (self.num_threads or 1) > 1
+
     def run_branches(self, items: list, work: Callable[[SearchContext, Any], Any]) -> list:
         """``[work(branch, item) for item in items]``, the items run concurrently when threads allow.
 
@@ -119,7 +124,7 @@ class SearchContext:
         limit, a permanent LM error), the others stop at their next LM call; their finished
         candidates are kept, and that first error is raised.
         """
-        if len(items) <= 1 or (self.num_threads or 1) <= 1:
+        if len(items) <= 1 or not self.concurrent:
             return [work(self, item) for item in items]
         branches = [self.branch() for _ in items]
 

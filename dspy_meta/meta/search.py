@@ -196,7 +196,7 @@ class MetaSearch(Teleprompter):
             ctx.results.baseline_score = branch.checkpointed("baseline", "baseline", lambda: _baseline_score(
                 branch.student, branch.valset, branch.metric, self.num_threads, branch.task_lm))
 
-        if (self.num_threads or 1) <= 1:
+        if not ctx.concurrent:
             score_baseline(ctx)
             ctx.start_recording()  # candidates' usage excludes the baseline's
             self._run_search(ctx, budget)
