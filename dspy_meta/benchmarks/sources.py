@@ -21,10 +21,11 @@ import tarfile
 import tempfile
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from collections.abc import Callable
 from pathlib import Path
+
+from dspy_meta._files import write_atomic
 
 try:  # POSIX only; without it we still write atomically, just without cross-process exclusion
     import fcntl
@@ -101,18 +102,7 @@ def _write_checked(path: Path, data: bytes, sha256: str, origin: str, fix: str) 
     if actual != sha256:
         raise BenchmarkDataError(f"{path.name} from {origin} has sha256 {actual}, expected {sha256}. "
                                  f"The source is not the pinned release. Fix: {fix}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; cached data is not secret
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, data)
 
 
 def _download_fix(requirement: str, env: str) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 import dspy
 from tqdm.auto import tqdm
 
+from dspy_meta._files import write_atomic
 from dspy_meta.evaluation import score_program
 from dspy_meta.experiments.config import ExperimentConfig
 from dspy_meta.experiments.methods import run_method
@@ -70,9 +71,7 @@ def _run_one(method: str, task, lms: dict, config: ExperimentConfig, seed: int, 
         (run_dir / "learned_optimizers.json").write_text(json.dumps(
             {"best_optimizers": results.best_optimizers, "best_plan": results.best_plan}, indent=1))
         record["meta_val_baseline"] = results.baseline_score
-    tmp = finished.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record))
-    tmp.replace(finished)
+    write_atomic(finished, json.dumps(record).encode("utf-8"))
     return record
 
 

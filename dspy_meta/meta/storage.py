@@ -16,6 +16,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from dspy_meta._files import write_atomic
+
 __all__ = ["RunStore"]
 
 
@@ -62,9 +64,4 @@ class RunStore:
 
     @staticmethod
     def _write(path: Path, data: dict[str, Any]) -> None:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(data).encode("utf-8"))
