@@ -6,7 +6,6 @@ import argparse
 import logging
 import os
 import sys
-from pathlib import Path
 
 DEMO_CONFIG = "configs/demo.yaml"
 
@@ -44,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     from dspy_meta.experiments.config import ConfigError, load_config
-    from dspy_meta.experiments.runner import markdown_table, run_experiment
+    from dspy_meta.experiments.runner import markdown_table, output_folder, run_experiment
 
     try:
         config = load_config(args.config)
@@ -52,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dspy-meta: invalid config: {exc}", file=sys.stderr)
         return 2
     results = run_experiment(config, seeds=getattr(args, "seeds", None), output=args.output)
-    out_dir = Path(args.output) if args.output else Path(config.output_dir) / config.name
+    out_dir = output_folder(config, args.output)
     print(markdown_table(results))
     if args.command == "demo":
         print(_before_after(results))

@@ -45,10 +45,15 @@ class SampleVote(dspy.Module):
         return samples[answers.index(winner)]
 
 
+def _inputs(config) -> dict[str, OptimizerSpec]:
+    """The input optimizers (COPRO, MIPROv2, BootstrapFewShot) with the config's budget and demo limits."""
+    return default_input_optimizers(config.budget, max_bootstrapped_demos=config.max_bootstrapped_demos,
+                                    max_labeled_demos=config.max_labeled_demos)
+
+
 def _spec_method(kind: str) -> Callable:
     def run(program, task, lms, config, seed, run_dir=None):
-        spec = default_input_optimizers(config.budget, max_bootstrapped_demos=config.max_bootstrapped_demos,
-                                        max_labeled_demos=config.max_labeled_demos)[kind]
+        spec = _inputs(config)[kind]
         return spec.run(program, trainset=task.train, valset=task.val, metric=task.metric,
                         prompt_model=lms["optimizer"], task_model=lms["program"], num_threads=config.num_threads,
                         seed=seed)
@@ -62,15 +67,12 @@ def _meta_kwargs(lms, config, seed, run_dir) -> dict:
 
 
 def _meta_prompt(program, task, lms, config, seed, run_dir=None):
-    spec = OptimizerSpec.create("copro", breadth=config.budget.copro_breadth, depth=config.budget.copro_depth)
-    return MetaPromptOptimizer(task.metric, spec, **_meta_kwargs(lms, config, seed, run_dir)).compile(
+    return MetaPromptOptimizer(task.metric, _inputs(config)["copro"], **_meta_kwargs(lms, config, seed, run_dir)).compile(
         program, trainset=task.train, valset=task.val)
 
 
 def _meta_structure(program, task, lms, config, seed, run_dir=None):
-    library = default_input_optimizers(config.budget, max_bootstrapped_demos=config.max_bootstrapped_demos,
-                                       max_labeled_demos=config.max_labeled_demos)
-    return MetaStructureOptimizer(task.metric, library, **_meta_kwargs(lms, config, seed, run_dir)).compile(
+    return MetaStructureOptimizer(task.metric, _inputs(config), **_meta_kwargs(lms, config, seed, run_dir)).compile(
         program, trainset=task.train, valset=task.val)
 
 

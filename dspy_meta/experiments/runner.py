@@ -25,7 +25,7 @@ from dspy_meta.meta.usage import LEVELS, UsageMeter
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["run_experiment", "write_outputs"]
+__all__ = ["run_experiment", "write_outputs", "output_folder"]
 
 
 def _trajectory(program, val_score: float, usage: dict) -> list[tuple[int, float]]:
@@ -91,6 +91,11 @@ def _summary(records: list[dict]) -> dict[str, dict]:
     return summary
 
 
+def output_folder(config: ExperimentConfig, output: str | Path | None = None) -> Path:
+    """Where a run writes: `output` when given, else ``<output_dir>/<name>``."""
+    return Path(output) if output else Path(config.output_dir) / config.name
+
+
 def run_experiment(config: ExperimentConfig, *, seeds: list[int] | None = None, output: str | Path | None = None,
                    lms: dict[str, dspy.BaseLM] | None = None) -> dict[str, Any]:
     """Run every method for every seed; write the outputs; return the results dict.
@@ -98,7 +103,7 @@ def run_experiment(config: ExperimentConfig, *, seeds: list[int] | None = None, 
     `lms` (program / optimizer / meta) replaces the config's LMs, e.g. with scripted LMs in tests.
     """
     seeds = list(seeds) if seeds is not None else list(config.seeds)
-    out_dir = Path(output) if output else Path(config.output_dir) / config.name
+    out_dir = output_folder(config, output)
     out_dir.mkdir(parents=True, exist_ok=True)
     task = config.task.load()
     lms = lms or {level: lm_config.build() for level, lm_config in config.lms.items()}
