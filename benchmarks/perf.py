@@ -118,41 +118,79 @@ def wasted_calls(workload: str) -> dict:
     return {"per_level": rows, "candidates": len(results.candidates), "candidates_reused": reused}
 
 
-def overhead(repeats: int = 15) -> dict:
+class _OwnFormattingAdapter(dspy.ChatAdapter):
+    """A ChatAdapter with formatting of its own: the run does not cache it (it may not be pure), so
+    a path through it shows what the run's bookkeeping costs without the formatting caches' savings."""
+
+    def format_field_structure(self, signature):
+        return super().format_field_structure(signature)
+
+    def format_user_message_content(self, *args, **kwargs):
+        return super().format_user_message_content(*args, **kwargs)
+
+
+def overhead(repeats: int = 40, n_examples: int = 200) -> dict:
+    """Wall time per evaluation at 0 ms: plain `dspy.Evaluate` against the meta search's path.
+
+    Every call is new (fresh memos), the worst case for the memos. Scored twice: without demos and
+    with 4 demos per call (as a bootstrapped candidate has); repeats are interleaved, minimum kept.
+    """
     engine = ScriptedEngine(lambda c: shout_program_responder(c, demos_help=False))
     lm = engine.as_lm()
-    devset = shout_examples(200)
-    program = Shout()
+    devset = shout_examples(n_examples)
+    demos = [dspy.Example(word=e.word, reasoning="Shout it.", answer=e.answer) for e in shout_examples(4, offset=500)]
 
-    def plain():
-        with dspy.context(lm=lm):
-            dspy.Evaluate(devset=devset, metric=shout_metric, num_threads=1, display_progress=False)(program)
+    def program(with_demos: bool):
+        shout = Shout()
+        for predictor in shout.predictors():
+            predictor.demos = list(demos) if with_demos else []
+        return shout
 
-    def metered():
+    def plain_with(adapter):
+        def plain(student):
+            with dspy.context(lm=lm, adapter=adapter() if adapter else None):
+                dspy.Evaluate(devset=devset, metric=shout_metric, num_threads=1, display_progress=False)(student)
+        return plain
+
+    def metered(student):
         """Usage metering and the guarded metric only."""
-        score_program(program, devset, GuardedMetric(shout_metric, 10), num_threads=1,
+        score_program(student, devset, GuardedMetric(shout_metric, 10), num_threads=1,
                       lm=UsageMeter("program").attach(lm))
 
-    def ours():
-        """The evaluation path of a meta search: metered LM with the run's call memo and thread budget,
-        the answer memo in front of the adapter, the guarded metric (all fresh: every call is new)."""
-        memoized = UsageMeter("program").attach(lm, CallMemo(), threading.BoundedSemaphore(1))
-        with dspy.context(adapter=AdapterMemo().wrap(dspy.ChatAdapter())):
-            score_program(program, devset, GuardedMetric(shout_metric, 10), num_threads=1, lm=memoized)
+    def search_path(adapter):
+        def run(student):
+            """The evaluation path of a meta search: metered LM with the run's call memo and thread budget,
+            the answer memo in front of the adapter, the guarded metric, the memo drained for a checkpoint."""
+            memo = CallMemo()
+            memoized = UsageMeter("program").attach(lm, memo, threading.BoundedSemaphore(1))
+            with dspy.context(adapter=AdapterMemo().wrap(adapter())):
+                score_program(student, devset, GuardedMetric(shout_metric, 10), num_threads=1, lm=memoized)
+            memo.drain()
+        return run
 
-    variants = {"plain": plain, "metered": metered, "ours": ours}
-    for fn in variants.values():
-        fn()  # warm up imports and caches
-    samples = {name: [] for name in variants}
-    for _ in range(repeats):  # interleaved, so drifts of the machine's speed hit all alike
-        for name, fn in variants.items():
-            started = time.perf_counter()
-            fn()
-            samples[name].append(time.perf_counter() - started)
-    timings = {name: min(times) for name, times in samples.items()}
-    return {"plain_s": timings["plain"], "metered_s": timings["metered"], "ours_s": timings["ours"],
-            "metered_ratio": timings["metered"] / timings["plain"], "ratio": timings["ours"] / timings["plain"],
-            "per_call_us": (timings["ours"] - timings["plain"]) / len(devset) * 1e6, "calls": len(devset)}
+    variants = {"plain": plain_with(None), "metered": metered, "ours": search_path(dspy.ChatAdapter),
+                "plain_own_formatting": plain_with(_OwnFormattingAdapter),
+                "bookkeeping": search_path(_OwnFormattingAdapter)}
+    report = {}
+    for with_demos in (False, True):
+        student = program(with_demos)
+        for fn in variants.values():
+            fn(student)  # warm up imports and caches
+        samples = {name: [] for name in variants}
+        for _ in range(repeats):  # interleaved, so drifts of the machine's speed hit all alike
+            for name, fn in variants.items():
+                started = time.perf_counter()
+                fn(student)
+                samples[name].append(time.perf_counter() - started)
+        best = {name: min(times) for name, times in samples.items()}
+        own = best["plain_own_formatting"]  # bookkeeping is compared with plain DSPy through the same adapter
+        report["with_4_demos" if with_demos else "no_demos"] = {
+            **{f"{name}_s": t for name, t in best.items()},
+            "metered_ratio": best["metered"] / best["plain"], "ours_ratio": best["ours"] / best["plain"],
+            "bookkeeping_ratio": best["bookkeeping"] / own,
+            "ours_us_per_call": (best["ours"] - best["plain"]) / n_examples * 1e6,
+            "bookkeeping_us_per_call": (best["bookkeeping"] - own) / n_examples * 1e6}
+    return {"calls": n_examples, **report}
 
 
 def parallel(latency_ms: float, thread_counts: list[int], workload: str, n_val: int = 40,
@@ -245,9 +283,14 @@ def _print_table(report: dict) -> None:
                   f"{row['samples_at_temperature']:>15}")
         print(f"   candidates {waste['candidates']}, recognised as repeats {waste['candidates_reused']}")
     o = report["overhead"]
-    print(f"\n2. Overhead (0 ms LM, {o['calls']} calls): plain Evaluate {o['plain_s']:.3f}s; metered only "
-          f"{o['metered_s']:.3f}s (ratio {o['metered_ratio']:.3f}); full path with both memos {o['ours_s']:.3f}s "
-          f"(ratio {o['ratio']:.3f}, {o['per_call_us']:.0f} us per call)")
+    print(f"\n2. Overhead (0 ms LM, {o['calls']} calls per evaluation, every call new): ratio to plain dspy.Evaluate")
+    print(f"   {'':<14}{'plain s':>9}{'metered':>9}{'ours':>8}{'us/call':>9}{'bookkeeping':>13}{'us/call':>9}")
+    for name in ("no_demos", "with_4_demos"):
+        row = o[name]
+        print(f"   {name:<14}{row['plain_s']:>9.3f}{row['metered_ratio']:>9.3f}{row['ours_ratio']:>8.3f}"
+              f"{row['ours_us_per_call']:>9.0f}{row['bookkeeping_ratio']:>13.3f}{row['bookkeeping_us_per_call']:>9.0f}")
+    print("   ours: the search's path (memos, thread budget, cached DSPy formatting); bookkeeping: the same path "
+          "through an adapter with formatting of its own (not cached)")
     for run in report["parallel"]:
         print(f"\n3. Parallel efficiency ({run['workload']} optimizer LM, {run['valset']} val examples, "
               f"{report['latency_ms']:g} ms LM): "

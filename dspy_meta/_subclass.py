@@ -13,6 +13,9 @@ from typing import Any
 
 __all__ = ["SubclassFactory"]
 
+# What `type()` itself puts in every class namespace.
+_TYPE_ATTRIBUTES = frozenset(vars(type("_Probe", (), {})))
+
 
 class SubclassFactory:
     """Makes (once per class) and applies the subclass whose methods `methods(base)` returns."""
@@ -25,8 +28,13 @@ class SubclassFactory:
     def subclass(self, base: type) -> type:
         with self._lock:
             if base not in self._classes:
-                self._classes[base] = type(base.__name__, (base,), {
-                    **self._methods(base), "__module__": base.__module__, "__doc__": base.__doc__})
+                namespace = {**self._methods(base), "__module__": base.__module__, "__doc__": base.__doc__}
+                subclass = type(base.__name__, (base,), namespace)
+                # A base's __init_subclass__ may re-decorate inherited methods on the new class (DSPy's
+                # Adapter wraps format/parse with its callbacks): drop those, so each runs once, as in base.
+                for name in set(vars(subclass)) - set(namespace) - _TYPE_ATTRIBUTES:
+                    delattr(subclass, name)
+                self._classes[base] = subclass
             return self._classes[base]
 
     def wraps(self, obj: Any) -> bool:

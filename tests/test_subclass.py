@@ -18,3 +18,36 @@ def test_copy_gets_the_subclass_and_the_original_is_untouched():
     assert loud.wraps(wrapped) and not loud.wraps(original)
     again = loud.copy_of(wrapped)  # wrapping twice does not stack subclasses
     assert type(again) is type(wrapped) and again.greet() == "HELLO ADA"
+
+
+class Decorating:
+    """Re-decorates an inherited method on every subclass, as DSPy's Adapter does with format/parse."""
+
+    wrapped_times = 0
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        inner = cls.greet
+
+        def greet(self):
+            Decorating.wrapped_times += 1
+            return inner(self)
+        cls.greet = greet
+
+    def greet(self):
+        return "hi"
+
+    def other(self):
+        return "other"
+
+
+class Decorated(Decorating):
+    pass
+
+
+def test_methods_redecorated_by_init_subclass_run_once_as_in_the_base():
+    polite = SubclassFactory(lambda base: {"other": lambda self: base.other(self) + "!"})
+    wrapped = polite.copy_of(Decorated())
+    Decorating.wrapped_times = 0
+    assert wrapped.greet() == "hi" and wrapped.other() == "other!"
+    assert Decorating.wrapped_times == 1  # the base's decoration once, not once more for our subclass

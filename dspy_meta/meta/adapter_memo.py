@@ -12,93 +12,92 @@ Adapter callbacks (format/parse spans, e.g. MLflow's) fire only for calls that r
 
 from __future__ import annotations
 
-import threading
-import weakref
 from typing import Any
 
 import dspy
 
 from dspy_meta._subclass import SubclassFactory
-from dspy_meta.meta.usage import CallMemo, is_client_setting
+from dspy_meta.meta.memo import CallMemo, NotPlain, copy_answer, freeze, lm_identity
 
 __all__ = ["AdapterMemo"]
-
-_SCALARS = (int, float, bool, type(None))
-
-
-class _NotPlain(Exception):
-    pass
-
-
-def _freeze(value: Any) -> Any:
-    """A hashable, type-exact copy of plain data (True, 1 and 1.0 stay apart); raises _NotPlain."""
-    kind = type(value)
-    if kind is str:
-        return value
-    if kind in _SCALARS:
-        return (kind.__name__, value)
-    if kind is list or kind is tuple:
-        return (kind.__name__, *(_freeze(v) for v in value))
-    if kind is dict:
-        if not all(type(k) is str for k in value):
-            raise _NotPlain
-        return ("dict", *sorted((k, _freeze(v)) for k, v in value.items()))
-    raise _NotPlain
 
 
 def _as_dict(demo: Any) -> Any:
     return demo.toDict() if isinstance(demo, dspy.Example) else demo
 
 
-def _lm_identity(lm) -> tuple:
-    # As in the LM-level memo: model, endpoint and request settings, not credentials or client objects.
-    kwargs = getattr(lm, "kwargs", None) or {}
-    settings = {k: v for k, v in kwargs.items() if not is_client_setting(k)}
-    engine = getattr(lm, "engine", None)
-    try:  # the engine object itself: two engines serving one model name stay apart (nothing is persisted)
-        hash(engine)
-    except TypeError:
-        engine = type(engine)
-    server = kwargs.get("api_base") or kwargs.get("base_url")  # in memory only, never persisted
-    return (getattr(lm, "model", None), engine, server, _freeze(settings))
+def describe_signature(signature) -> tuple:
+    """Instructions, and names, types (the objects: same-named types stay apart) and descriptions
+    of the fields: what the adapter renders of a signature."""
+    return signature.instructions, tuple((name, field.annotation, freeze(field.json_schema_extra or {}))
+                                         for name, field in signature.fields.items())
 
 
-_FIELDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_FIELDS_LOCK = threading.Lock()
+def request_key(adapter, lm, lm_kwargs: dict, signature, demos: list, inputs: dict,
+                memo: AdapterMemo | None = None) -> tuple | None:
+    """A hashable key of everything the adapter's answer depends on; None when it is not plain data.
 
-
-def _fields(signature) -> tuple:
-    """Names, types (the objects: same-named types stay apart) and descriptions of a signature's
-    fields. Cached per signature class: DSPy derives a new class for every change of fields."""
-    with _FIELDS_LOCK:
-        cached = _FIELDS.get(signature)
-    if cached is None:
-        cached = tuple((name, field.annotation, _freeze(field.json_schema_extra or {}))
-                       for name, field in signature.fields.items())
-        with _FIELDS_LOCK:
-            _FIELDS[signature] = cached
-    return cached
-
-
-def request_key(adapter, lm, lm_kwargs: dict, signature, demos: list, inputs: dict) -> tuple | None:
-    """A hashable key of everything the adapter's answer depends on; None when it is not plain data."""
+    A `memo` lends its caches of LM identities and signature descriptions.
+    """
     try:
-        return (type(adapter), _lm_identity(lm), _freeze(lm_kwargs), signature.instructions, _fields(signature),
-                _freeze([_as_dict(d) for d in demos or []]), _freeze(inputs))
-    except (_NotPlain, AttributeError, TypeError):  # not plain data, or an unusual LM / signature: no memo
+        identity = memo.answers.identity(lm) if memo is not None else lm_identity(lm)[0]
+        described = memo.describe(signature) if memo is not None else describe_signature(signature)
+        return (type(adapter), identity, freeze(lm_kwargs), described,
+                freeze([_as_dict(d) for d in demos or []]), freeze(inputs))
+    except (NotPlain, AttributeError, TypeError):  # not plain data, or an unusual LM / signature: no memo
         return None
+
+
+# What DSPy's adapters render into the system message (a function of the signature alone) and into
+# the demo messages (a function of the signature and the demos).
+_SYSTEM_MESSAGE_PARTS = ("format_system_message", "format_field_description", "format_field_structure",
+                         "format_task_description")
+_DEMO_PARTS = ("format_demos", "format_user_message_content", "format_assistant_message_content")
+
+
+def _defined_by_dspy(cls: type, name: str) -> bool:
+    owner = next((c for c in cls.__mro__ if name in vars(c)), None)
+    return owner is not None and owner.__module__.startswith("dspy.adapters.")
 
 
 def _memo_methods(base: type) -> dict:
     """Methods of the memoizing subclass of an adapter class."""
     def __call__(self, lm, lm_kwargs, signature, demos, inputs):
-        key = request_key(self, lm, lm_kwargs, signature, demos, inputs)
+        memo = self._dspy_meta_memo
+        key = request_key(self, lm, lm_kwargs, signature, demos, inputs, memo)
         if key is None:
             return base.__call__(self, lm, lm_kwargs, signature, demos, inputs)
-        return self._dspy_meta_answers.get_or_call(
+        return memo.answers.get_or_call(
             key, lambda: base.__call__(self, lm, lm_kwargs, signature, demos, inputs))
 
-    return {"__call__": __call__}
+    def format_system_message(self, signature) -> str:
+        # Every example scored with a signature gets the same system message, and DSPy spends about a
+        # quarter of a call's CPU rebuilding it (field types go through pydantic each time): once per class.
+        cache = self._dspy_meta_system_messages
+        entry = cache.get(signature)
+        if entry is None or entry[0] is not signature.__doc__:
+            entry = cache[signature] = (signature.__doc__, base.format_system_message(self, signature))
+        return entry[1]
+
+    def format_demos(self, signature, demos) -> list:
+        # The same demos are formatted again for every example a program is scored on.
+        try:
+            key = (signature, freeze([_as_dict(d) for d in demos]))
+        except NotPlain:
+            return base.format_demos(self, signature, demos)
+        cache = self._dspy_meta_demo_messages
+        messages = cache.get(key)
+        if messages is None:
+            messages = cache[key] = base.format_demos(self, signature, demos)
+        return copy_answer(messages)
+
+    methods = {"__call__": __call__}
+    # Only DSPy's own formatting is cached: an override may depend on more than its arguments.
+    if all(_defined_by_dspy(base, name) for name in _SYSTEM_MESSAGE_PARTS):
+        methods["format_system_message"] = format_system_message
+    if all(_defined_by_dspy(base, name) for name in _DEMO_PARTS):
+        methods["format_demos"] = format_demos
+    return methods
 
 
 _MEMOIZING = SubclassFactory(_memo_methods)
@@ -109,6 +108,16 @@ class AdapterMemo:
 
     def __init__(self):
         self.answers = CallMemo(checkpointed=False)
+        # Signature class -> (its docstring, description). DSPy derives a new class for every change
+        # of fields or instructions; the classes a run uses are kept for the run.
+        self._signatures: dict[type, tuple] = {}
+
+    def describe(self, signature) -> tuple:
+        """`describe_signature`, cached per class (asked on every call)."""
+        entry = self._signatures.get(signature)
+        if entry is None or entry[0] is not signature.__doc__:
+            entry = self._signatures[signature] = (signature.__doc__, describe_signature(signature))
+        return entry[1]
 
     @property
     def hits(self) -> int:
@@ -117,5 +126,7 @@ class AdapterMemo:
     def wrap(self, adapter) -> Any:
         """A copy of `adapter` (same class to `isinstance`) that answers repeated calls from the memo."""
         wrapped = _MEMOIZING.copy_of(adapter)
-        wrapped._dspy_meta_answers = self.answers
+        wrapped._dspy_meta_memo = self
+        wrapped._dspy_meta_system_messages = {}  # signature class -> (its docstring, system message)
+        wrapped._dspy_meta_demo_messages = {}  # (signature class, frozen demos) -> demo messages
         return wrapped

@@ -9,10 +9,6 @@ history; each new call first checks the run's `UsageLimits`; a permanent provide
 from __future__ import annotations
 
 import contextlib
-import copy
-import functools
-import hashlib
-import json
 import threading
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
@@ -24,7 +20,8 @@ from dspy.utils.exceptions import (
 )
 
 from dspy_meta._subclass import SubclassFactory
-from dspy_meta.redact import is_secret_setting, redact
+from dspy_meta.meta.memo import CallMemo
+from dspy_meta.redact import redact
 
 __all__ = ["LEVELS", "LevelUsage", "UsageLimits", "UsageMeter", "CallMemo", "StopRun", "BudgetExhausted",
            "PermanentLMError", "RunHalted"]
@@ -148,99 +145,6 @@ class _Guard:
         reason = self.limits.exceeded({level: meter.snapshot() for level, meter in self.meters.items()})
         if reason:
             raise BudgetExhausted(reason)
-
-
-class CallMemo:
-    """Run-scoped answers to identical LM requests: each distinct request reaches the LM once.
-
-    The key is the LM's model and settings (temperature, rollout id, ...) plus the request
-    itself, so distinct samples (different rollout ids) stay distinct; it is DSPy's cache
-    rule, kept in memory for one run. A request that is in flight makes identical requests
-    from other threads wait for its answer instead of paying for it twice.
-    """
-
-    def __init__(self, checkpointed: bool = True):
-        self.checkpointed = checkpointed  # False: nothing is kept for `drain`
-        self._answers: dict[str, Any] = {}
-        self._fresh: dict[str, Any] = {}  # answered since the last `drain`, for checkpoints
-        self._pending: dict[str, threading.Event] = {}
-        self._lock = threading.Lock()
-        self.hits = 0
-
-    def view(self) -> CallMemo:
-        """The same answers, with its own list of what it added: one per concurrent branch, so each
-        branch's checkpoint holds the answers that branch obtained."""
-        other = copy.copy(self)
-        other._fresh = {}
-        return other
-
-    def drain(self) -> list[list]:
-        """Answers added since the last drain, as JSON-safe ``[key, answer]`` pairs (others are skipped)."""
-        with self._lock:
-            fresh, self._fresh = self._fresh, {}
-        pairs = []
-        for key, answer in fresh.items():
-            try:
-                json.dumps(answer)
-            except (TypeError, ValueError):
-                continue
-            pairs.append([key, answer])
-        return pairs
-
-    def load(self, pairs: list[list]) -> None:
-        """Answers from a checkpoint, so a resumed run does not pay for them again."""
-        with self._lock:
-            for key, answer in pairs:
-                self._answers.setdefault(key, answer)
-
-    @staticmethod
-    def key(lm, args, kwargs) -> str | None:
-        # Connection settings (keys, endpoints with credentials) stay out of the key, and the key is a
-        # hash: memo keys are written to checkpoints, which must never hold a secret.
-        settings = sorted((k, v) for k, v in lm.kwargs.items() if not is_client_setting(k))
-        calls = sorted((k, v) for k, v in kwargs.items() if not is_client_setting(k))
-        # Two servers behind one model name are different LMs: keep the endpoint, minus credentials.
-        server = lm.kwargs.get("api_base") or lm.kwargs.get("base_url")
-        server = redact(server) if server else ""
-        engine = getattr(lm, "engine", None)
-        # A class name, not an id: memo answers are checkpointed and must match after a restart.
-        engine_id = engine if isinstance(engine, str) or engine is None else type(engine).__qualname__
-        try:
-            text = repr((lm.model, server, engine_id, settings, args, calls))
-        except Exception:  # an unrepresentable argument: do not memoize
-            return None
-        return hashlib.sha256(text.encode()).hexdigest()
-
-    def get_or_call(self, key: str, call):
-        while True:
-            with self._lock:
-                if key in self._answers:
-                    self.hits += 1
-                    return copy.deepcopy(self._answers[key])
-                event = self._pending.get(key)
-                if event is None:
-                    event = self._pending[key] = threading.Event()
-                    break
-            event.wait()
-        try:
-            answer = call()
-            with self._lock:
-                self._answers[key] = copy.deepcopy(answer)
-                if self.checkpointed:
-                    self._fresh[key] = self._answers[key]
-            return answer
-        finally:
-            with self._lock:
-                self._pending.pop(key, None)
-            event.set()
-
-
-@functools.lru_cache(maxsize=1024)  # asked for every setting of every call
-def is_client_setting(name: str) -> bool:
-    """Connection settings and credentials: not part of what a request asks."""
-    from dspy.clients.backend_selection import CLIENT_KEYS
-
-    return name in CLIENT_KEYS or name.lower().startswith("api_") or is_secret_setting(name)
 
 
 def _metered_methods(base: type) -> dict:

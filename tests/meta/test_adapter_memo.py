@@ -111,3 +111,71 @@ def test_two_servers_behind_one_model_name_stay_apart():
     second = dspy.LM("openai/same-model", api_base="http://two.invalid/v1")
     assert request_key(adapter, first, {}, signature, [], {"q": "x"}) != \
         request_key(adapter, second, {}, signature, [], {"q": "x"})
+
+
+def _messages(adapter, signature, demos, inputs):
+    return adapter.format(signature, demos, inputs)
+
+
+def test_cached_formatting_gives_dspy_s_messages():
+    demos = [dspy.Example(q="a", answer="A"), {"q": "b", "answer": "B"}, {"q": "only an input"}]
+    first = dspy.Signature("q -> answer", "Answer in capitals.")
+    second = first.with_instructions("Answer in lower case.")
+    for plain in (dspy.ChatAdapter(), dspy.JSONAdapter(), dspy.XMLAdapter()):
+        wrapped = AdapterMemo().wrap(plain)
+        for signature in (first, second, first):
+            for shown in (demos, demos[:1], []):
+                assert _messages(wrapped, signature, shown, {"q": "x"}) == _messages(plain, signature, shown, {"q": "x"})
+        assert len(wrapped._dspy_meta_system_messages) == 2 and len(wrapped._dspy_meta_demo_messages) == 6
+
+
+def test_cached_demo_messages_are_copies_and_unusual_demos_are_formatted_as_usual():
+    signature = dspy.Signature("q -> answer")
+    wrapped = AdapterMemo().wrap(dspy.ChatAdapter())
+    demos = [{"q": "a", "answer": "A"}]
+    wrapped.format_demos(signature, demos)[0]["content"] = "changed by a caller"
+    assert wrapped.format_demos(signature, demos)[0]["content"] != "changed by a caller"
+    odd = [{"q": object(), "answer": "A"}]  # not plain data: no key, no cache
+    assert wrapped.format_demos(signature, odd) == dspy.ChatAdapter().format_demos(signature, odd)
+    assert len(wrapped._dspy_meta_demo_messages) == 1
+
+
+class _OwnStructure(dspy.ChatAdapter):
+    """An adapter with its own formatting: it may depend on more than the signature."""
+
+    def __init__(self):
+        super().__init__()
+        self.structures = 0
+
+    def format_field_structure(self, signature):
+        self.structures += 1
+        return f"Structure #{self.structures}\n" + super().format_field_structure(signature)
+
+
+def test_an_adapter_s_own_formatting_is_not_cached():
+    wrapped = AdapterMemo().wrap(_OwnStructure())
+    signature = dspy.Signature("q -> answer")
+    first = wrapped.format(signature, [], {"q": "x"})
+    second = wrapped.format(signature, [], {"q": "x"})
+    assert wrapped.structures == 2 and first[0]["content"] != second[0]["content"]
+
+
+class _FormatCounter(dspy.utils.callback.BaseCallback):
+    def __init__(self):
+        self.formats = 0
+        self.parses = 0
+
+    def on_adapter_format_start(self, call_id, instance, inputs):
+        self.formats += 1
+
+    def on_adapter_parse_start(self, call_id, instance, inputs):
+        self.parses += 1
+
+
+def test_adapter_callbacks_fire_once_per_formatted_call():
+    counter = _FormatCounter()
+    engine = _engine()
+    with dspy.context(lm=engine.as_lm(), adapter=AdapterMemo().wrap(dspy.ChatAdapter()), callbacks=[counter]):
+        dspy.Predict("q -> answer")(q="x")
+        dspy.Predict("q -> answer")(q="x")  # answered by the memo: not formatted
+    assert (counter.formats, counter.parses) == (1, 1)
