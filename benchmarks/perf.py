@@ -31,6 +31,7 @@ from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("TQDM_DISABLE", "1")  # MIPROv2 shows its evaluations whatever it is told
 
 import dspy  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Answer repeated predictor calls before DSPy formats them.
+"""Answer repeated predictor calls before DSPy formats them, and format the rest once per signature.
 
 Inner optimizers score the same program on the same examples again and again (MIPROv2's
 trials, bootstrapping, each candidate's validation). The LM-level `CallMemo` makes those
@@ -8,6 +8,12 @@ answers a predictor call whose LM, settings, signature, demos and inputs match a
 one with the earlier parsed outputs, before any formatting. It only memoizes requests made
 of plain data (strings, numbers, lists, dicts); anything else goes to the adapter as usual.
 Adapter callbacks (format/parse spans, e.g. MLflow's) fire only for calls that reach the adapter.
+
+Calls that do reach the adapter share most of their messages: the system message depends on
+the signature alone and the demo messages on the signature and demos, yet DSPy rebuilds both
+for every example (a quarter to half of its CPU per call). With DSPy's own adapters they are
+built once per signature (and demos) and reused; an adapter that overrides how they are built
+is left alone, since its formatting may depend on more than its arguments.
 """
 
 from __future__ import annotations
@@ -60,6 +66,15 @@ def _defined_by_dspy(cls: type, name: str) -> bool:
     return owner is not None and owner.__module__.startswith("dspy.adapters.")
 
 
+_MAX_CACHED = 4096  # formatted messages kept per adapter: a signature made anew per call must not pile up
+
+
+def _bounded(cache: dict) -> dict:
+    if len(cache) >= _MAX_CACHED:
+        cache.clear()
+    return cache
+
+
 def _memo_methods(base: type) -> dict:
     """Methods of the memoizing subclass of an adapter class."""
     def __call__(self, lm, lm_kwargs, signature, demos, inputs):
@@ -76,7 +91,7 @@ def _memo_methods(base: type) -> dict:
         cache = self._dspy_meta_system_messages
         entry = cache.get(signature)
         if entry is None or entry[0] is not signature.__doc__:
-            entry = cache[signature] = (signature.__doc__, base.format_system_message(self, signature))
+            entry = _bounded(cache)[signature] = (signature.__doc__, base.format_system_message(self, signature))
         return entry[1]
 
     def format_demos(self, signature, demos) -> list:
@@ -88,7 +103,7 @@ def _memo_methods(base: type) -> dict:
         cache = self._dspy_meta_demo_messages
         messages = cache.get(key)
         if messages is None:
-            messages = cache[key] = base.format_demos(self, signature, demos)
+            messages = _bounded(cache)[key] = base.format_demos(self, signature, demos)
         return copy_answer(messages)
 
     methods = {"__call__": __call__}

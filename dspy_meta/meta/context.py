@@ -9,6 +9,7 @@ identical candidates, the best program so far.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import math
@@ -21,9 +22,8 @@ from typing import Any
 
 import dspy
 from dspy.utils.exceptions import AdapterParseError
-from dspy.utils.parallelizer import ParallelExecutor
 
-from dspy_meta._tqdm_guard import concurrent_tqdm
+from dspy_meta._side_by_side import side_by_side
 from dspy_meta.evaluation import score_program
 from dspy_meta.meta.checks import GuardedMetric, TooManyMetricFailures
 from dspy_meta.meta.results import CandidateRecord, MetaResults
@@ -128,20 +128,12 @@ class SearchContext:
             return [work(self, item) for item in items]
         branches = [self.branch() for _ in items]
 
-        def run(job):
-            branch, item = job
-            try:
-                return True, work(branch, item)
-            except BaseException as exc:  # noqa: BLE001 -- raised below, once every branch has stopped
-                if isinstance(exc, StopRun):
-                    branch.meters["program"].halt_run(exc)
-                return False, exc
+        def halt_siblings(exc: BaseException) -> None:
+            if isinstance(exc, StopRun):
+                branches[0].meters["program"].halt_run(exc)
 
-        # DSPy's executor carries dspy.context into the threads; no straggler re-runs (timeout=0).
-        executor = ParallelExecutor(num_threads=len(items), max_errors=len(items) + 1, disable_progress_bar=True,
-                                    timeout=0)
-        with concurrent_tqdm():
-            outcomes = executor.execute(run, list(zip(branches, items, strict=True)))
+        outcomes = side_by_side([functools.partial(work, branch, item) for branch, item in zip(branches, items)],
+                                on_error=halt_siblings)
         self.merge(branches)
         errors = [value for ok, value in outcomes if not ok]
         if errors:  # the cause, not a sibling's "stopped alongside"

@@ -9,6 +9,7 @@ the instance, and MIPROv2 is subclassed to use that proposer. MIPROv2's search
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import threading
 
@@ -21,6 +22,7 @@ from dspy.teleprompt import mipro_optimizer_v2 as _mipro
 from dspy.teleprompt.utils import get_signature
 from dspy.utils.parallelizer import ParallelExecutor
 
+from dspy_meta._side_by_side import results_or_raise, side_by_side
 from dspy_meta.redact import redact
 from dspy_meta.optimizers.base import OptimizerKind, Param, lm_scope, register_kind
 from dspy_meta.optimizers.prompts import PromptSet, PromptTemplate
@@ -141,18 +143,20 @@ class PromptableGroundedProposer(_grounded.GroundedProposer):
     """Grounded proposer that asks its LM with the Signatures in `prompts`.
 
     The dataset summary is computed when the first proposal needs it, alongside the
-    program descriptions, rather than up front.
+    program descriptions, rather than up front (unless MIPROv2 started it earlier: `summary`).
     """
 
     def __init__(self, prompt_model, program, trainset, *, prompts: PromptSet, view_data_batch_size=10,
-                 use_dataset_summary=True, num_threads: int | None = None, **kwargs):
+                 use_dataset_summary=True, num_threads: int | None = None, summary: _DatasetSummary | None = None,
+                 **kwargs):
         super().__init__(prompt_model, program, trainset, view_data_batch_size=view_data_batch_size,
                          use_dataset_summary=False, **kwargs)
         self.prompts = prompts
         self.num_threads = num_threads
         self.use_dataset_summary = use_dataset_summary
-        self.summary = _DatasetSummary(trainset, view_data_batch_size, self.prompt_model, prompts) \
-            if use_dataset_summary else None
+        if use_dataset_summary and summary is None:
+            summary = _DatasetSummary(trainset, view_data_batch_size, self.prompt_model, prompts)
+        self.summary = summary if use_dataset_summary else None
 
     def propose_instructions_for_program(self, trainset, program, demo_candidates, trial_logs, N):  # noqa: N803
         """DSPy's proposal plan, with the proposals asked concurrently.
@@ -258,15 +262,29 @@ class PromptableMIPROv2(MIPROv2):
         kwargs.setdefault("minibatch_size", min(self.minibatch_size, len(valset or trainset)))
         if self.auto is None:
             kwargs.setdefault("num_trials", self.num_trials)
+        run._early_summary = None
+        if kwargs.get("data_aware_proposer", True) and (run.num_threads or 1) > 1:
+            # The summary needs only the trainset: with threads to spare it runs alongside bootstrapping.
+            run._early_summary = _DatasetSummary(trainset, kwargs.get("view_data_batch_size", 10), run.prompt_model,
+                                          run._prompts())
         return MIPROv2.compile(run, student, trainset=trainset, teacher=teacher, valset=valset,
                                seed=run.seed, **kwargs)
+
+    def _prompts(self) -> PromptSet:
+        return self.prompts or MIPROv2Kind().default_prompts()
+
+    def _bootstrap_fewshot_examples(self, program, trainset, seed, teacher, **kwargs):
+        bootstrap = functools.partial(super()._bootstrap_fewshot_examples, program, trainset, seed, teacher, **kwargs)
+        if getattr(self, "_early_summary", None) is None:
+            return bootstrap()
+        return results_or_raise(side_by_side([bootstrap, self._early_summary.get]))[0]
 
     def _propose_instructions(self, program, trainset, demo_candidates, view_data_batch_size,
                               program_aware_proposer, data_aware_proposer, tip_aware_proposer,
                               fewshot_aware_proposer, num_instruct_candidates):
         proposer = PromptableGroundedProposer(
             self.prompt_model, program, trainset,
-            prompts=self.prompts or MIPROv2Kind().default_prompts(),
+            prompts=self._prompts(),
             view_data_batch_size=view_data_batch_size,
             program_aware=program_aware_proposer,
             use_dataset_summary=data_aware_proposer,
@@ -279,6 +297,7 @@ class PromptableMIPROv2(MIPROv2):
             rng=self.rng,
             init_temperature=self.init_temperature,
             num_threads=self.num_threads,
+            summary=getattr(self, "_early_summary", None),
         )
         candidates = proposer.propose_instructions_for_program(
             trainset=trainset, program=program, demo_candidates=demo_candidates,

@@ -7,7 +7,7 @@ from dspy.propose import dataset_summary_generator, grounded_proposer
 from dspy_meta.optimizers import OptimizerSpec, PromptableMIPROv2
 from dspy_meta.optimizers.mipro import summarize_dataset
 from dspy_meta.testing import ScriptedEngine
-from dspy_meta.testing.toy_task import MAGIC_WORD
+from dspy_meta.testing.toy_task import MAGIC_WORD, shout_program_responder
 
 SMALL = dict(num_candidates=2, num_trials=3, max_bootstrapped_demos=1, max_labeled_demos=0)
 
@@ -147,28 +147,33 @@ def test_concurrent_proposals_match_sequential_ones(student, shout_data, metric,
     assert len(outcomes[0][1]) >= 3
 
 
-def test_dataset_summary_runs_alongside_the_program_descriptions(student, shout_data, metric, program_engine):
-    """The summary's first call waits for a program-description call: only overlapping work lets both through."""
-    described = threading.Event()
-    waited = []
+def test_dataset_summary_runs_alongside_bootstrapping(student, shout_data, metric):
+    """Bootstrapping's first program call waits for the summary's first call: only overlapping work lets
+    both through (run after bootstrapping, the summary would start only once the wait timed out)."""
+    summary_started, waited = threading.Event(), []
 
-    def respond(call):
-        if call.instructions == grounded_proposer.DescribeProgram.instructions:
-            described.set()
-        elif call.instructions == dataset_summary_generator.DatasetDescriptor.instructions and not waited:
-            waited.append(described.wait(timeout=20))
+    def propose(call):
+        if call.instructions == dataset_summary_generator.DatasetDescriptor.instructions:
+            summary_started.set()
         return _proposer_responder()(call)
 
-    proposer = ScriptedEngine(respond)
+    def answer(call):
+        if not waited:
+            waited.append(summary_started.wait(timeout=10))
+        return shout_program_responder(call)
+
+    proposer = ScriptedEngine(propose)
     program = OptimizerSpec.create("mipro_v2", **SMALL).run(
         student, trainset=shout_data[0], valset=shout_data[1], metric=metric, prompt_model=proposer.as_lm(),
-        task_model=program_engine.as_lm(), num_threads=4)
+        task_model=ScriptedEngine(answer, model="program").as_lm(), num_threads=4)
     assert waited == [True]
     assert MAGIC_WORD in program.answer.predict.signature.instructions
     generate = grounded_proposer.generate_instruction_class().signature.instructions
-    # every instruction was generated with the summary in hand
+    # every instruction was generated with the summary in hand, and the summary was made once
     assert all(c.inputs.get("dataset_description") == "A list of single lower-case words."
                for c in proposer.calls if c.instructions == generate)
+    assert sum(c.instructions == dataset_summary_generator.ObservationSummarizer.instructions
+               for c in proposer.calls) == 1
 
 
 def test_failed_dataset_summary_proposes_without_it(student, shout_data, metric, program_engine):
