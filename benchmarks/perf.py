@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
+import io
 import json
 import os
 import sys
@@ -31,7 +33,6 @@ from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-os.environ.setdefault("TQDM_DISABLE", "1")  # MIPROv2 shows its evaluations whatever it is told
 
 import dspy  # noqa: E402
 
@@ -319,11 +320,13 @@ def main(argv=None) -> int:
     import logging
 
     logging.disable(logging.WARNING)  # the benchmark's own table is the output
-    report = {"latency_ms": args.latency_ms,
-              "wasted_calls": {w: wasted_calls(w) for w in WORKLOADS}, "overhead": overhead(),
-              "meta_steps": {w: meta_step_costs(w) for w in WORKLOADS}, "screening": screening("sampling"),
-              "parallel": [parallel(args.latency_ms, args.threads, w) for w in WORKLOADS]
-              + [parallel(args.latency_ms, args.threads, "sampling", n_val=100)]}  # auto="light" validates on 100
+    # MIPROv2 draws its evaluations' progress bars and prints its steps whatever it is told: keep them out.
+    with contextlib.redirect_stdout(io.StringIO()):
+        report = {"latency_ms": args.latency_ms,
+                  "wasted_calls": {w: wasted_calls(w) for w in WORKLOADS}, "overhead": overhead(),
+                  "meta_steps": {w: meta_step_costs(w) for w in WORKLOADS}, "screening": screening("sampling"),
+                  "parallel": [parallel(args.latency_ms, args.threads, w) for w in WORKLOADS]
+                  + [parallel(args.latency_ms, args.threads, "sampling", n_val=100)]}  # auto="light": 100 val
     _print_table(report)
     Path(args.json).write_text(json.dumps(report, indent=1))
     print(f"\nwrote {args.json}")

@@ -263,21 +263,18 @@ class PromptableMIPROv2(MIPROv2):
         if self.auto is None:
             kwargs.setdefault("num_trials", self.num_trials)
         run._early_summary = None
-        if kwargs.get("data_aware_proposer", True) and (run.num_threads or 1) > 1:
-            # The summary needs only the trainset: with threads to spare it runs alongside bootstrapping.
-            run._early_summary = _DatasetSummary(trainset, kwargs.get("view_data_batch_size", 10), run.prompt_model,
-                                          run._prompts())
-        return MIPROv2.compile(run, student, trainset=trainset, teacher=teacher, valset=valset,
-                               seed=run.seed, **kwargs)
+        search = functools.partial(MIPROv2.compile, run, student, trainset=trainset, teacher=teacher,
+                                   valset=valset, seed=run.seed, **kwargs)
+        if not (kwargs.get("data_aware_proposer", True) and (run.num_threads or 1) > 1):
+            return search()
+        # The summary needs only the trainset: with threads to spare it starts with the search (alongside
+        # bootstrapping and the program descriptions), and the proposer waits for it when it needs it.
+        run._early_summary = _DatasetSummary(trainset, kwargs.get("view_data_batch_size", 10), run.prompt_model,
+                                             run._prompts())
+        return results_or_raise(side_by_side([search, run._early_summary.get]))[0]
 
     def _prompts(self) -> PromptSet:
         return self.prompts or MIPROv2Kind().default_prompts()
-
-    def _bootstrap_fewshot_examples(self, program, trainset, seed, teacher, **kwargs):
-        bootstrap = functools.partial(super()._bootstrap_fewshot_examples, program, trainset, seed, teacher, **kwargs)
-        if getattr(self, "_early_summary", None) is None:
-            return bootstrap()
-        return results_or_raise(side_by_side([bootstrap, self._early_summary.get]))[0]
 
     def _propose_instructions(self, program, trainset, demo_candidates, view_data_batch_size,
                               program_aware_proposer, data_aware_proposer, tip_aware_proposer,
