@@ -163,7 +163,7 @@ class MetaSearch(Teleprompter):
                 logger.info("resuming the run in %s", self.run_dir)
         meters = {level: UsageMeter(level) for level in LEVELS}
         guard_meters(meters, limits)
-        memo = CallMemo()
+        memo = CallMemo(checkpointed=store is not None)  # without a run_dir nothing is saved
         # One thread budget for the whole run: at most this many LM requests in flight, at all levels.
         slots = threading.BoundedSemaphore(self.num_threads or dspy.settings.num_threads or 1)
         with tqdm(total=self._planned_candidates(budget), desc=type(self).__name__, unit="candidate",
