@@ -113,3 +113,14 @@ def test_a_setting_changed_in_place_changes_the_key():
         lm.kwargs["temperature"] = 0.5  # the same value again: the same request
         dspy.Predict("q -> answer")(q="x")
     assert len(engine.calls) == 2
+
+
+def test_saved_keys_depend_on_values_not_on_object_identity():
+    memo = CallMemo()
+    shared = "hello " * 50
+    same_object = ((), {"messages": [{"role": "user", "content": shared}, {"role": "user", "content": shared}]})
+    equal_copies = ((), {"messages": [{"role": "user", "content": "".join(["hello "] * 50)},
+                                      {"role": "user", "content": "".join(["hello "] * 50)}]})
+    lm = _ProviderLM()
+    first, second = memo.key(lm, *same_object), memo.key(lm, *equal_copies)
+    assert first == second and memo._stable_key(first) == memo._stable_key(second)
