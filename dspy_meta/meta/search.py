@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 from abc import abstractmethod
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +23,7 @@ from dspy_meta.meta.adapter_memo import AdapterMemo
 from dspy_meta.meta.budget import MetaBudget
 from dspy_meta.meta.checks import GuardedMetric, TooManyMetricFailures, data_hash, forward_inputs
 from dspy_meta.meta.context import SearchContext
+from dspy_meta.meta.slots import PrioritySlots
 from dspy_meta.meta.storage import RunStore
 from dspy_meta.meta.usage import (
     LEVELS, BudgetExhausted, CallMemo, PermanentLMError, UsageLimits, UsageMeter, guard_meters,
@@ -33,6 +33,9 @@ from dspy_meta.redact import is_secret_setting, redact
 logger = logging.getLogger(__name__)
 
 __all__ = ["MetaSearch", "SearchContext", "RunFailed", "split_trainset"]
+
+# Who gets a freed LM slot first: the few calls the search waits on in turn, then bulk evaluation.
+_PRIORITY = {"meta": 0, "optimizer": 1, "program": 2}
 
 
 class RunFailed(RuntimeError):
@@ -165,14 +168,14 @@ class MetaSearch(Teleprompter):
         guard_meters(meters, limits)
         memo = CallMemo(checkpointed=store is not None)  # without a run_dir nothing is saved
         # One thread budget for the whole run: at most this many LM requests in flight, at all levels.
-        slots = threading.BoundedSemaphore(self.num_threads or dspy.settings.num_threads or 1)
+        slots = PrioritySlots(self.num_threads or dspy.settings.num_threads or 1)
         with tqdm(total=self._planned_candidates(budget), desc=type(self).__name__, unit="candidate",
                   disable=not self.display_progress) as progress:
             ctx = SearchContext(
                 metric=metric, student=student, trainset=trainset, valset=valset,
-                task_lm=meters["program"].attach(task_lm, memo, slots),
-                prompt_lm=meters["optimizer"].attach(prompt_lm, memo, slots),
-                meta_lm=meters["meta"].attach(meta_lm, memo, slots), num_threads=self.num_threads, seed=seed,
+                task_lm=meters["program"].attach(task_lm, memo, slots.at(_PRIORITY["program"])),
+                prompt_lm=meters["optimizer"].attach(prompt_lm, memo, slots.at(_PRIORITY["optimizer"])),
+                meta_lm=meters["meta"].attach(meta_lm, memo, slots.at(_PRIORITY["meta"])), num_threads=self.num_threads, seed=seed,
                 meters=meters, progress=progress, store=store, memo=memo,
                 screen_size=budget.screen_size, screen_confidence=budget.screen_confidence_pct / 100,
             )
