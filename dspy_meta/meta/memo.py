@@ -18,7 +18,7 @@ from typing import Any
 
 from dspy_meta.redact import is_secret_setting, redact
 
-__all__ = ["CallMemo", "NotPlain", "freeze", "is_client_setting", "lm_identity"]
+__all__ = ["CallMemo", "NotPlain", "copy_answer", "freeze", "is_client_setting", "lm_identity"]
 
 _SCALARS = (int, float, bool, type(None))
 
@@ -93,14 +93,15 @@ class _IdentityCache:
     def __call__(self, lm) -> tuple:
         """The in-memory identity of `lm`."""
         kwargs = getattr(lm, "kwargs", None) or {}
+        model, engine = getattr(lm, "model", None), getattr(lm, "engine", None)
         entry = self._entries.get(id(lm))
-        if (entry is not None and entry[0] is lm and entry[1] == getattr(lm, "model", None)
-                and len(entry[2]) == len(kwargs) and all(entry[2].get(k, entry) is v for k, v in kwargs.items())):
-            return entry[3]
+        if (entry is not None and entry[0] is lm and entry[1] == model and entry[2] is engine
+                and len(entry[3]) == len(kwargs) and all(entry[3].get(k, entry) is v for k, v in kwargs.items())):
+            return entry[4]
         identity, stable = lm_identity(lm)
         self.stable[identity] = stable
         # The LM itself is kept, so its id is not reused by another object while the memo lives.
-        self._entries[id(lm)] = (lm, getattr(lm, "model", None), dict(kwargs), identity)
+        self._entries[id(lm)] = (lm, model, engine, dict(kwargs), identity)
         return identity
 
 

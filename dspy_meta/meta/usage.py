@@ -205,10 +205,11 @@ class UsageMeter:
         self._lock = threading.Lock()
 
     def attach(self, lm: dspy.BaseLM, memo: CallMemo | None = None,
-               slots: threading.Semaphore | None = None) -> dspy.BaseLM:
+               slots: contextlib.AbstractContextManager | None = None) -> dspy.BaseLM:
         """A metered copy of `lm`; with a `memo`, identical requests are answered once per run.
 
-        `slots` caps the requests in flight at once, across every LM that shares it: one thread
+        `slots` (a context manager held around each request: a semaphore, or a `PrioritySlots`
+        slot) caps the requests in flight at once, across every LM that shares it: one thread
         budget for the whole run, however deeply evaluations nest. An LM already metered keeps
         its meters, memo and slots and adds this meter.
         """

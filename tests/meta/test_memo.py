@@ -124,3 +124,13 @@ def test_saved_keys_depend_on_values_not_on_object_identity():
     lm = _ProviderLM()
     first, second = memo.key(lm, *same_object), memo.key(lm, *equal_copies)
     assert first == second and memo._stable_key(first) == memo._stable_key(second)
+
+
+def test_another_engine_on_the_same_lm_object_is_another_lm():
+    memo = CallMemo()
+    lm = _ProviderLM()
+    request = ((), {"messages": [{"role": "user", "content": "hi"}]})
+    lm.engine = object()
+    first = memo.key(lm, *request)
+    lm.engine = object()  # swapped in place: the cached identity must not be reused
+    assert memo.key(lm, *request) != first
