@@ -32,8 +32,10 @@ class SubclassFactory:
                 subclass = type(base.__name__, (base,), namespace)
                 # A base's __init_subclass__ may re-decorate inherited methods on the new class (DSPy's
                 # Adapter wraps format/parse with its callbacks): drop those, so each runs once, as in base.
+                # Only methods: what a metaclass records for the class itself (ABC's caches) stays.
                 for name in set(vars(subclass)) - set(namespace) - _TYPE_ATTRIBUTES:
-                    delattr(subclass, name)
+                    if callable(getattr(base, name, None)) and callable(vars(subclass)[name]):
+                        delattr(subclass, name)
                 self._classes[base] = subclass
             return self._classes[base]
 

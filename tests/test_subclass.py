@@ -51,3 +51,23 @@ def test_methods_redecorated_by_init_subclass_run_once_as_in_the_base():
     Decorating.wrapped_times = 0
     assert wrapped.greet() == "hi" and wrapped.other() == "other!"
     assert Decorating.wrapped_times == 1  # the base's decoration once, not once more for our subclass
+
+
+def test_what_a_metaclass_records_for_the_subclass_is_kept():
+    import abc
+
+    class Base(abc.ABC):
+        @abc.abstractmethod
+        def run(self):
+            ...
+
+    class Concrete(Base):
+        def run(self):
+            return "ran"
+
+    loud = SubclassFactory(lambda base: {"run": lambda self: base.run(self).upper()})
+    wrapped = loud.copy_of(Concrete())
+    issubclass(Concrete, Concrete)  # primes Concrete's ABC cache
+    assert wrapped.run() == "RAN" and isinstance(wrapped, Base)
+    # the subclass keeps its own ABC cache: it does not answer with Concrete's
+    assert not issubclass(Concrete, type(wrapped)) and not isinstance(Concrete(), type(wrapped))

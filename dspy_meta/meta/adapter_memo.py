@@ -12,8 +12,8 @@ Adapter callbacks (format/parse spans, e.g. MLflow's) fire only for calls that r
 Calls that do reach the adapter share most of their messages: the system message depends on
 the signature alone and the demo messages on the signature and demos, yet DSPy rebuilds both
 for every example (a quarter to half of its CPU per call). With DSPy's own adapters they are
-built once per signature (and demos) and reused; an adapter that overrides how they are built
-is left alone, since its formatting may depend on more than its arguments.
+built once per signature (and demos) and reused; an adapter class of the user's (a subclass of
+DSPy's) is left alone, since its formatting may depend on more than its arguments.
 """
 
 from __future__ import annotations
@@ -54,16 +54,11 @@ def request_key(adapter, lm, lm_kwargs: dict, signature, demos: list, inputs: di
         return None
 
 
-# What DSPy's adapters render into the system message (a function of the signature alone) and into
-# the demo messages (a function of the signature and the demos).
-_SYSTEM_MESSAGE_PARTS = ("format_system_message", "format_field_description", "format_field_structure",
-                         "format_task_description")
-_DEMO_PARTS = ("format_demos", "format_user_message_content", "format_assistant_message_content")
-
-
-def _defined_by_dspy(cls: type, name: str) -> bool:
-    owner = next((c for c in cls.__mro__ if name in vars(c)), None)
-    return owner is not None and owner.__module__.startswith("dspy.adapters.")
+def _formats_as_dspy(cls: type) -> bool:
+    """Whether every class `cls` inherits from is one of DSPy's adapters: its system message is then a
+    function of the signature, and its demo messages of the signature and demos. A subclass of the
+    user's, whatever it overrides, may format from more (its own state), so it is not cached."""
+    return all(c is object or c.__module__.startswith("dspy.adapters.") for c in cls.__mro__)
 
 
 _MAX_CACHED = 4096  # formatted messages kept per adapter: a signature made anew per call must not pile up
@@ -107,11 +102,8 @@ def _memo_methods(base: type) -> dict:
         return copy_answer(messages)
 
     methods = {"__call__": __call__}
-    # Only DSPy's own formatting is cached: an override may depend on more than its arguments.
-    if all(_defined_by_dspy(base, name) for name in _SYSTEM_MESSAGE_PARTS):
-        methods["format_system_message"] = format_system_message
-    if all(_defined_by_dspy(base, name) for name in _DEMO_PARTS):
-        methods["format_demos"] = format_demos
+    if _formats_as_dspy(base):
+        methods.update(format_system_message=format_system_message, format_demos=format_demos)
     return methods
 
 

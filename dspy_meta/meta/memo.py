@@ -14,13 +14,14 @@ import io
 import json
 import pickle
 import threading
+import weakref
 from typing import Any
 
 from dspy_meta.redact import is_secret_setting, redact
 
 __all__ = ["CallMemo", "NotPlain", "copy_answer", "freeze", "is_client_setting", "lm_identity"]
 
-_SCALARS = (int, float, bool, type(None))
+_SCALARS = (int, bool, type(None))
 
 
 class NotPlain(Exception):
@@ -28,7 +29,8 @@ class NotPlain(Exception):
 
 
 def freeze(value: Any, lenient: bool = False) -> Any:
-    """A hashable, type-exact copy of plain data (True, 1 and 1.0 stay apart).
+    """A hashable, exact copy of plain data: True, 1 and 1.0 stay apart, so do 0.0 and -0.0, and so do
+    dicts whose keys come in another order (DSPy renders nested dicts in their order).
 
     Anything else raises `NotPlain`; with `lenient`, it is represented by its type and `repr`
     instead (a class passed as ``response_format``), as DSPy's own cache does.
@@ -36,6 +38,8 @@ def freeze(value: Any, lenient: bool = False) -> Any:
     kind = type(value)
     if kind is str:
         return value
+    if kind is float:
+        return ("float", repr(value))
     if kind in _SCALARS:
         return (kind.__name__, value)
     # Strings, by far the most common leaves, are kept inline: freezing runs on every call.
@@ -48,11 +52,15 @@ def freeze(value: Any, lenient: bool = False) -> Any:
                 break
             items.append((k, v if type(v) is str else freeze(v, lenient)))
         else:
-            items.sort()
             return ("dict", *items)
     if not lenient:
         raise NotPlain
     return ("repr", kind.__module__, kind.__qualname__, repr(value))
+
+
+def _settings(mapping: dict) -> dict:
+    """The request settings of `mapping` in name order (their order does not change a request)."""
+    return {k: mapping[k] for k in sorted(mapping) if not is_client_setting(k)}
 
 
 @functools.lru_cache(maxsize=1024)  # asked for every setting of every call
@@ -71,20 +79,24 @@ def lm_identity(lm) -> tuple[tuple, tuple]:
     checkpoints hold, names its class and the endpoint minus credentials.
     """
     kwargs = getattr(lm, "kwargs", None) or {}
-    settings = freeze({k: v for k, v in kwargs.items() if not is_client_setting(k)}, True)
+    settings = freeze(_settings(kwargs), True)
     model = getattr(lm, "model", None)
     server = kwargs.get("api_base") or kwargs.get("base_url")
     engine = getattr(lm, "engine", None)
+    engine_name = engine if isinstance(engine, str) or engine is None else type(engine).__qualname__
     try:
         hash(engine)
     except TypeError:
         engine = type(engine)
-    engine_name = engine if isinstance(engine, str) or engine is None else type(engine).__qualname__
     return (model, engine, server, settings), (model, redact(server) if server else "", engine_name, settings)
 
 
 class _IdentityCache:
-    """`lm_identity` per LM object, recomputed when the LM's settings change."""
+    """`lm_identity` per LM object, recomputed when the LM's settings change.
+
+    Only LMs whose settings are all strings and numbers are cached: a list or dict setting can be
+    changed in place, unseen, so those LMs get their identity computed on every call.
+    """
 
     def __init__(self):
         self._entries: dict[int, tuple] = {}
@@ -95,14 +107,31 @@ class _IdentityCache:
         kwargs = getattr(lm, "kwargs", None) or {}
         model, engine = getattr(lm, "model", None), getattr(lm, "engine", None)
         entry = self._entries.get(id(lm))
-        if (entry is not None and entry[0] is lm and entry[1] == model and entry[2] is engine
+        if (entry is not None and entry[0]() is lm and entry[1] == model and entry[2] is engine
                 and len(entry[3]) == len(kwargs) and all(entry[3].get(k, entry) is v for k, v in kwargs.items())):
             return entry[4]
         identity, stable = lm_identity(lm)
         self.stable[identity] = stable
-        # The LM itself is kept, so its id is not reused by another object while the memo lives.
-        self._entries[id(lm)] = (lm, model, engine, dict(kwargs), identity)
+        if all(type(v) in _IMMUTABLE for v in kwargs.values()):
+            try:  # a weak reference: the LM copies of a run (one per sample) are not kept alive
+                ref = weakref.ref(lm)
+            except TypeError:
+                ref = _StrongRef(lm)
+            self._entries[id(lm)] = (ref, model, engine, dict(kwargs), identity)
         return identity
+
+
+class _StrongRef:
+    __slots__ = ("target",)
+
+    def __init__(self, target):
+        self.target = target
+
+    def __call__(self):
+        return self.target
+
+
+_IMMUTABLE = frozenset({str, int, float, bool, type(None)})
 
 
 class _Pending:
@@ -147,8 +176,7 @@ class CallMemo:
         identity = self.identity(lm)
         # Connection settings (keys, endpoints with credentials) are not part of the request.
         try:
-            request = (freeze(args, True),
-                       freeze({k: v for k, v in kwargs.items() if not is_client_setting(k)}, True))
+            request = (freeze(args, True), freeze(_settings(kwargs), True))
         except Exception:  # an argument whose repr fails: do not memoize
             return None
         return identity, request
@@ -180,29 +208,30 @@ class CallMemo:
 
     def get_or_call(self, key, call):
         """The answer to `key`: remembered, or from `call()` (once, however many threads ask)."""
-        while True:
-            found = self._answers.get(key, _MISSING)
-            if type(found) is _Pending:  # another thread is obtaining it: wait, then look again
-                found.ready.acquire()
-                found.ready.release()
-                continue
-            if found is _MISSING and self._saved:  # only in a resumed run
-                found = self._saved.pop(self._stable_key(key), _MISSING)
-                if found is not _MISSING:
-                    self._answers.setdefault(key, found)
-            if found is not _MISSING:
-                with self._lock:
-                    self.hits += 1
-                return copy_answer(found)
-            pending = _Pending()
-            if self._answers.setdefault(key, pending) is pending:
-                break
+        pending = None
         try:
+            while True:
+                found = self._answers.get(key, _MISSING)
+                if found is _MISSING and self._saved:  # only in a resumed run
+                    found = self._from_checkpoint(key)
+                if type(found) is _Pending:  # another thread is obtaining it: wait, then look again
+                    found.ready.acquire()
+                    found.ready.release()
+                    continue
+                if found is not _MISSING:
+                    with self._lock:
+                        self.hits += 1
+                    return copy_answer(found)
+                pending = pending or _Pending()
+                if self._answers.setdefault(key, pending) is pending:
+                    break
             answer = call()
             kept = copy_answer(answer)
         except BaseException:
-            del self._answers[key]  # a failed attempt: the next asker tries again
-            pending.ready.release()
+            if pending is not None:
+                if self._answers.get(key) is pending:
+                    del self._answers[key]  # a failed attempt: the next asker tries again
+                pending.ready.release()
             raise
         self._answers[key] = kept
         if self.checkpointed:
@@ -210,6 +239,17 @@ class CallMemo:
                 self._fresh[key] = kept
         pending.ready.release()
         return answer
+
+    def _from_checkpoint(self, key):
+        """A saved answer to `key` (moved into the memo), what another thread holds for it, or _MISSING."""
+        stable_key = self._stable_key(key)
+        with self._lock:  # one taker per saved answer; the others find it in the memo
+            found = self._answers.get(key, _MISSING)
+            if found is _MISSING:
+                found = self._saved.pop(stable_key, _MISSING)
+                if found is not _MISSING:
+                    found = self._answers.setdefault(key, found)
+            return found
 
 
 def _serialize(frozen: tuple) -> bytes:
@@ -228,7 +268,7 @@ def _serialize(frozen: tuple) -> bytes:
 def copy_answer(value: Any) -> Any:
     """A copy that callers may change without changing the memo: deep, but quick for plain data."""
     kind = type(value)
-    if kind is str or kind in _SCALARS:
+    if kind is str or kind is float or kind in _SCALARS:
         return value
     if kind is list:
         return [v if type(v) is str else copy_answer(v) for v in value]

@@ -33,22 +33,24 @@ class PrioritySlots:
         return _Slot(self, priority)
 
     def acquire(self, priority: int) -> None:
-        with self._lock:
-            if self._free:
-                self._free -= 1
-                return
-            wake = threading.Event()
-            entry = (priority, next(self._arrivals), wake)
-            heapq.heappush(self._waiting, entry)
+        entry = None
         try:
-            wake.wait()
-        except BaseException:  # interrupted while waiting: give back a slot handed over meanwhile
             with self._lock:
-                if not wake.is_set():
-                    self._waiting.remove(entry)
-                    heapq.heapify(self._waiting)
-                    raise
-            self.release()
+                if self._free:
+                    self._free -= 1
+                    return
+                entry = (priority, next(self._arrivals), threading.Event())
+                heapq.heappush(self._waiting, entry)
+            entry[2].wait()
+        except BaseException:  # interrupted while waiting: leave the queue, or pass on a slot handed over
+            if entry is not None:
+                with self._lock:
+                    handed_over = entry[2].is_set()
+                    if not handed_over:
+                        self._waiting.remove(entry)
+                        heapq.heapify(self._waiting)
+                if handed_over:
+                    self.release()
             raise
 
     def release(self) -> None:

@@ -179,3 +179,14 @@ def test_adapter_callbacks_fire_once_per_formatted_call():
         dspy.Predict("q -> answer")(q="x")
         dspy.Predict("q -> answer")(q="x")  # answered by the memo: not formatted
     assert (counter.formats, counter.parses) == (1, 1)
+
+
+def test_demo_messages_follow_the_order_of_nested_dicts_as_dspy_renders_them():
+    class Lookup(dspy.Signature):
+        table: dict = dspy.InputField()
+        answer: str = dspy.OutputField()
+
+    plain, wrapped = dspy.ChatAdapter(), AdapterMemo().wrap(dspy.ChatAdapter())
+    for table in ({"a": 1, "b": 2}, {"b": 2, "a": 1}, {"a": 0.0}, {"a": -0.0}):
+        demos = [{"table": table, "answer": "x"}]
+        assert wrapped.format_demos(Lookup, demos) == plain.format_demos(Lookup, demos)

@@ -14,9 +14,9 @@ def _engine():
 
 
 def test_freeze_is_type_exact_and_lenient_only_when_asked():
-    values = [1, 1.0, True, "1", [1], (1,), {"a": 1}, {"a": 1.0}, None]
-    assert len({freeze(v) for v in values}) == len(values)
-    assert freeze({"b": [1, "x"], "a": 2}) == freeze({"a": 2, "b": [1, "x"]})
+    values = [1, 1.0, True, "1", [1], (1,), {"a": 1}, {"a": 1.0}, None, 0.0, -0.0, {"a": 1, "b": 2}, {"b": 2, "a": 1}]
+    assert len({freeze(v) for v in values}) == len(values)  # key order is kept: DSPy renders dicts in order
+    assert freeze({"b": [1, "x"], "a": 2.5}) == freeze({"b": [1, "x"], "a": 2.5})
     with pytest.raises(NotPlain):
         freeze({"a": object()})
     with pytest.raises(NotPlain):
@@ -134,3 +134,33 @@ def test_another_engine_on_the_same_lm_object_is_another_lm():
     first = memo.key(lm, *request)
     lm.engine = object()  # swapped in place: the cached identity must not be reused
     assert memo.key(lm, *request) != first
+
+
+def test_a_list_setting_changed_in_place_changes_the_key():
+    memo = CallMemo()
+    lm = _ProviderLM(stop=["END"])
+    request = ((), {"messages": [{"role": "user", "content": "hi"}]})
+    first = memo.key(lm, *request)
+    lm.kwargs["stop"].append("STOP")
+    assert memo.key(lm, *request) != first
+
+
+def test_saved_keys_tell_unhashable_engines_of_different_kinds_apart():
+    from dataclasses import dataclass
+
+    @dataclass
+    class EngineA:  # a dataclass without frozen=True is unhashable
+        name: str = "a"
+
+    @dataclass
+    class EngineB:
+        name: str = "a"
+
+    memo = CallMemo()
+    request = ((), {"messages": [{"role": "user", "content": "hi"}]})
+    keys = []
+    for engine in (EngineA(), EngineB()):
+        lm = _ProviderLM()
+        lm.engine = engine
+        keys.append(memo._stable_key(memo.key(lm, *request)))
+    assert keys[0] != keys[1]

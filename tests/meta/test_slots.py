@@ -63,3 +63,24 @@ def test_misuse_is_refused():
         pass
     with pytest.raises(ValueError, match="released more"):
         slots.release()
+
+
+def test_an_interrupted_waiter_leaves_the_queue_and_loses_no_slot(monkeypatch):
+    slots = PrioritySlots(1)
+    slots.acquire(0)
+
+    class Interrupted(BaseException):
+        pass
+
+    def interrupted_wait(self, timeout=None):
+        raise Interrupted
+
+    with monkeypatch.context() as patched:
+        patched.setattr(threading.Event, "wait", interrupted_wait)
+        with pytest.raises(Interrupted):
+            slots.acquire(1)
+    assert slots._waiting == []
+    slots.release()
+    with slots.at(2):  # the one slot is free again
+        assert slots._free == 0
+    assert slots._free == 1
