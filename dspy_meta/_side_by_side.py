@@ -9,7 +9,7 @@ from dspy.utils.parallelizer import ParallelExecutor
 
 from dspy_meta._tqdm_guard import concurrent_tqdm
 
-__all__ = ["side_by_side", "results_or_raise"]
+__all__ = ["side_by_side"]
 
 
 def side_by_side(calls: Sequence[Callable[[], Any]],
@@ -33,10 +33,3 @@ def side_by_side(calls: Sequence[Callable[[], Any]],
     with concurrent_tqdm():
         return executor.execute(run, list(calls))
 
-
-def results_or_raise(outcomes: list[tuple[bool, Any]]) -> list:
-    """The results of `side_by_side`, or the first exception among them raised."""
-    for ok, value in outcomes:
-        if not ok:
-            raise value
-    return [value for _, value in outcomes]

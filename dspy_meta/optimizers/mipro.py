@@ -8,10 +8,11 @@ the instance, and MIPROv2 is subclassed to use that proposer. MIPROv2's search
 
 from __future__ import annotations
 
+import contextvars
 import copy
-import functools
 import logging
 import threading
+from collections.abc import Callable
 
 import dspy
 from dspy.propose import dataset_summary_generator as _summary
@@ -22,7 +23,6 @@ from dspy.teleprompt import mipro_optimizer_v2 as _mipro
 from dspy.teleprompt.utils import get_signature
 from dspy.utils.parallelizer import ParallelExecutor
 
-from dspy_meta._side_by_side import results_or_raise, side_by_side
 from dspy_meta.redact import redact
 from dspy_meta.optimizers.base import OptimizerKind, Param, lm_scope, register_kind
 from dspy_meta.optimizers.prompts import PromptSet, PromptTemplate
@@ -47,11 +47,17 @@ def _full_instruction_signature():
     return _grounded.generate_instruction_class().signature
 
 
-def summarize_dataset(trainset, batch_size: int, prompt_model, prompts: PromptSet) -> str:
+class _SummaryCancelled(Exception):
+    pass
+
+
+def summarize_dataset(trainset, batch_size: int, prompt_model, prompts: PromptSet,
+                      stop: Callable[[], bool] = lambda: False) -> str:
     """MIPROv2's dataset summary, asked with the given prompts.
 
     Observations are gathered over batches of `batch_size` examples (at most ten
     batches; stop after five "COMPLETE" answers) and summarised in one last call.
+    `stop()` is asked before each call; when it says so, the summary is abandoned.
     """
     describe = dspy.Predict(prompts[DESCRIBE_DATASET].apply(_summary.DatasetDescriptor), temperature=1.0)
     describe_more = dspy.Predict(
@@ -61,36 +67,66 @@ def summarize_dataset(trainset, batch_size: int, prompt_model, prompts: PromptSe
     def render(batch) -> str:
         return _summary.order_input_keys_in_string(repr(batch))
 
+    def ask(predict, **inputs):
+        if stop():
+            raise _SummaryCancelled
+        return predict(**inputs)
+
     with lm_scope(prompt_model):
-        observations = describe(examples=render(trainset[:batch_size])).observations
+        observations = ask(describe, examples=render(trainset[:batch_size])).observations
         complete_answers = 0
         starts = range(batch_size, len(trainset), batch_size)
         for start in list(starts)[: _MAX_SUMMARY_BATCHES - 1]:
-            more = describe_more(prior_observations=observations,
-                                 examples=render(trainset[start:start + batch_size])).observations
+            more = ask(describe_more, prior_observations=observations,
+                       examples=render(trainset[start:start + batch_size])).observations
             if more.strip()[:8].upper() == "COMPLETE":
                 complete_answers += 1
                 if complete_answers >= _MAX_COMPLETE_ANSWERS:
                     break
                 continue
             observations += more
-        return strip_prefix(summarize(observations=observations).summary)
+        return strip_prefix(ask(summarize, observations=observations).summary)
 
 
 class _DatasetSummary:
-    """The dataset summary, computed once on first use; a failure means "propose without it"."""
+    """The dataset summary, computed once on first use (or `start`ed ahead); a failure means
+    "propose without it"."""
 
     def __init__(self, trainset, batch_size: int, prompt_model, prompts: PromptSet):
         self._args = (trainset, batch_size, prompt_model, prompts)
         self._lock = threading.Lock()
+        self._cancelled = threading.Event()
         self._done = False
         self._text: str | None = None
+
+    def start(self) -> None:
+        """Compute it now, in a background thread, while the caller goes on.
+
+        Not DSPy's executor, which returns only when all its jobs are done: the caller's work (the
+        MIPROv2 search) stays in the caller's thread, so it fails and stops (Ctrl-C) as it would
+        alone. The thread runs in a copy of the caller's context, so dspy.context and usage tracking
+        carry over; it is a daemon, and `cancel` stops it before its next LM call.
+        """
+        context = contextvars.copy_context()
+        threading.Thread(target=context.run, args=(self._prefetch,), name="dspy-meta-dataset-summary",
+                         daemon=True).start()
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+
+    def _prefetch(self) -> None:
+        try:
+            self.get()
+        except BaseException:  # noqa: BLE001 -- a stopped run: the proposer's own `get` meets the same stop
+            logger.debug("dataset summary stopped ahead of the proposer", exc_info=True)
 
     def get(self) -> str | None:
         with self._lock:  # a second caller waits for the first one's answer
             if not self._done:
                 try:
-                    self._text = summarize_dataset(*self._args)
+                    self._text = summarize_dataset(*self._args, stop=self._cancelled.is_set)
+                except _SummaryCancelled:
+                    pass
                 except Exception as exc:  # DSPy's proposer also degrades to no summary here
                     logger.warning("dataset summary failed (%s); proposing without it", redact(exc))
                 self._done = True
@@ -263,15 +299,18 @@ class PromptableMIPROv2(MIPROv2):
         if self.auto is None:
             kwargs.setdefault("num_trials", self.num_trials)
         run._early_summary = None
-        search = functools.partial(MIPROv2.compile, run, student, trainset=trainset, teacher=teacher,
-                                   valset=valset, seed=run.seed, **kwargs)
-        if not (kwargs.get("data_aware_proposer", True) and (run.num_threads or 1) > 1):
-            return search()
-        # The summary needs only the trainset: with threads to spare it starts with the search (alongside
-        # bootstrapping and the program descriptions), and the proposer waits for it when it needs it.
-        run._early_summary = _DatasetSummary(trainset, kwargs.get("view_data_batch_size", 10), run.prompt_model,
-                                             run._prompts())
-        return results_or_raise(side_by_side([search, run._early_summary.get]))[0]
+        if kwargs.get("data_aware_proposer", True) and (run.num_threads or 1) > 1 and valset is not None:
+            # The summary needs only the trainset (MIPROv2 keeps it whole when a valset is given): with
+            # threads to spare it starts with the search, and only the proposer waits for it.
+            run._early_summary = _DatasetSummary(trainset, kwargs.get("view_data_batch_size", 10),
+                                                 run.prompt_model, run._prompts())
+            run._early_summary.start()
+        try:
+            return MIPROv2.compile(run, student, trainset=trainset, teacher=teacher, valset=valset,
+                                   seed=run.seed, **kwargs)
+        finally:
+            if run._early_summary is not None:
+                run._early_summary.cancel()  # a search that failed early pays for one summary call at most
 
     def _prompts(self) -> PromptSet:
         return self.prompts or MIPROv2Kind().default_prompts()

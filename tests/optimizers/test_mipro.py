@@ -1,4 +1,5 @@
 import threading
+import time
 
 import dspy
 import pytest
@@ -190,3 +191,35 @@ def test_failed_dataset_summary_proposes_without_it(student, shout_data, metric,
     generations = [c for c in proposer.calls if c.instructions == generate]
     assert generations and all("dataset_description" not in c.inputs for c in generations)
     assert MAGIC_WORD in program.answer.predict.signature.instructions
+
+
+def test_a_search_that_fails_early_stops_the_summary_after_its_call_in_flight(student, shout_data, metric):
+    failed, waited = threading.Event(), []
+
+    def respond(call):
+        if call.instructions == dataset_summary_generator.DatasetDescriptor.instructions:
+            waited.append(failed.wait(timeout=10))  # in flight until the search has failed
+        return _proposer_responder()(call)
+
+    proposer = ScriptedEngine(respond)
+    mipro = PromptableMIPROv2(metric, prompt_model=proposer.as_lm(),
+                              task_model=ScriptedEngine(shout_program_responder).as_lm(), auto=None, num_threads=4)
+    with pytest.raises(ValueError):  # MIPROv2 refuses auto=None without num_trials, before any LM call of its own
+        mipro.compile(student, trainset=shout_data[0], valset=shout_data[1], num_trials=None)
+    failed.set()
+    time.sleep(0.3)  # room for the summary's next call, were it to make one
+    assert len(proposer.calls) <= 1 and all(waited)  # the call in flight, if the summary had started one
+
+
+def test_without_a_valset_the_summary_sees_what_the_proposer_sees(student, shout_data, metric):
+    """MIPROv2 splits a valset off the trainset when none is given: the summary must not see it."""
+    described = []
+    for threads in (1, 4):
+        proposer = ScriptedEngine(_proposer_responder())
+        OptimizerSpec.create("mipro_v2", **SMALL).run(
+            student, trainset=shout_data[0] + shout_data[1], valset=None, metric=metric,
+            prompt_model=proposer.as_lm(), task_model=ScriptedEngine(shout_program_responder).as_lm(),
+            num_threads=threads, seed=3)
+        described.append([c.inputs["examples"] for c in proposer.calls
+                          if c.instructions == dataset_summary_generator.DatasetDescriptor.instructions])
+    assert described[0] and described[0] == described[1]
