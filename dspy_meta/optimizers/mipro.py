@@ -8,11 +8,8 @@ the instance, and MIPROv2 is subclassed to use that proposer. MIPROv2's search
 
 from __future__ import annotations
 
-import contextvars
 import copy
 import logging
-import threading
-from collections.abc import Callable
 
 import dspy
 from dspy.propose import dataset_summary_generator as _summary
@@ -23,8 +20,10 @@ from dspy.teleprompt import mipro_optimizer_v2 as _mipro
 from dspy.teleprompt.utils import get_signature
 from dspy.utils.parallelizer import ParallelExecutor
 
-from dspy_meta.redact import redact
-from dspy_meta.optimizers.base import OptimizerKind, Param, lm_scope, register_kind
+from dspy_meta.optimizers.base import OptimizerKind, Param, register_kind
+from dspy_meta.optimizers.dataset_summary import (
+    DESCRIBE_DATASET, DESCRIBE_DATASET_MORE, SUMMARIZE_OBSERVATIONS, DatasetSummary, summarize_dataset,
+)
 from dspy_meta.optimizers.prompts import PromptSet, PromptTemplate
 
 logger = logging.getLogger(__name__)
@@ -34,103 +33,11 @@ __all__ = ["PromptableMIPROv2", "PromptableGroundedProposer", "MIPROv2Kind", "su
 DESCRIBE_PROGRAM = "describe_program"
 DESCRIBE_MODULE = "describe_module"
 GENERATE_INSTRUCTION = "generate_module_instruction"
-DESCRIBE_DATASET = "dataset_descriptor"
-DESCRIBE_DATASET_MORE = "dataset_descriptor_with_prior_observations"
-SUMMARIZE_OBSERVATIONS = "observation_summarizer"
-
-_MAX_SUMMARY_BATCHES = 10
 _SUMMARY_JOB = ("dataset summary",)
-_MAX_COMPLETE_ANSWERS = 5
 
 
 def _full_instruction_signature():
     return _grounded.generate_instruction_class().signature
-
-
-class _SummaryCancelled(Exception):
-    pass
-
-
-def summarize_dataset(trainset, batch_size: int, prompt_model, prompts: PromptSet,
-                      stop: Callable[[], bool] = lambda: False) -> str:
-    """MIPROv2's dataset summary, asked with the given prompts.
-
-    Observations are gathered over batches of `batch_size` examples (at most ten
-    batches; stop after five "COMPLETE" answers) and summarised in one last call.
-    `stop()` is asked before each call; when it says so, the summary is abandoned.
-    """
-    describe = dspy.Predict(prompts[DESCRIBE_DATASET].apply(_summary.DatasetDescriptor), temperature=1.0)
-    describe_more = dspy.Predict(
-        prompts[DESCRIBE_DATASET_MORE].apply(_summary.DatasetDescriptorWithPriorObservations), temperature=1.0)
-    summarize = dspy.Predict(prompts[SUMMARIZE_OBSERVATIONS].apply(_summary.ObservationSummarizer), temperature=1.0)
-
-    def render(batch) -> str:
-        return _summary.order_input_keys_in_string(repr(batch))
-
-    def ask(predict, **inputs):
-        if stop():
-            raise _SummaryCancelled
-        return predict(**inputs)
-
-    with lm_scope(prompt_model):
-        observations = ask(describe, examples=render(trainset[:batch_size])).observations
-        complete_answers = 0
-        starts = range(batch_size, len(trainset), batch_size)
-        for start in list(starts)[: _MAX_SUMMARY_BATCHES - 1]:
-            more = ask(describe_more, prior_observations=observations,
-                       examples=render(trainset[start:start + batch_size])).observations
-            if more.strip()[:8].upper() == "COMPLETE":
-                complete_answers += 1
-                if complete_answers >= _MAX_COMPLETE_ANSWERS:
-                    break
-                continue
-            observations += more
-        return strip_prefix(ask(summarize, observations=observations).summary)
-
-
-class _DatasetSummary:
-    """The dataset summary, computed once on first use (or `start`ed ahead); a failure means
-    "propose without it"."""
-
-    def __init__(self, trainset, batch_size: int, prompt_model, prompts: PromptSet):
-        self._args = (trainset, batch_size, prompt_model, prompts)
-        self._lock = threading.Lock()
-        self._cancelled = threading.Event()
-        self._done = False
-        self._text: str | None = None
-
-    def start(self) -> None:
-        """Compute it now, in a background thread, while the caller goes on.
-
-        Not DSPy's executor, which returns only when all its jobs are done: the caller's work (the
-        MIPROv2 search) stays in the caller's thread, so it fails and stops (Ctrl-C) as it would
-        alone. The thread runs in a copy of the caller's context, so dspy.context and usage tracking
-        carry over; it is a daemon, and `cancel` stops it before its next LM call.
-        """
-        context = contextvars.copy_context()
-        threading.Thread(target=context.run, args=(self._prefetch,), name="dspy-meta-dataset-summary",
-                         daemon=True).start()
-
-    def cancel(self) -> None:
-        self._cancelled.set()
-
-    def _prefetch(self) -> None:
-        try:
-            self.get()
-        except BaseException:  # noqa: BLE001 -- a stopped run: the proposer's own `get` meets the same stop
-            logger.debug("dataset summary stopped ahead of the proposer", exc_info=True)
-
-    def get(self) -> str | None:
-        with self._lock:  # a second caller waits for the first one's answer
-            if not self._done:
-                try:
-                    self._text = summarize_dataset(*self._args, stop=self._cancelled.is_set)
-                except _SummaryCancelled:
-                    pass
-                except Exception as exc:  # DSPy's proposer also degrades to no summary here
-                    logger.warning("dataset summary failed (%s); proposing without it", redact(exc))
-                self._done = True
-            return self._text
 
 
 class _GenerateOnceSummarized:
@@ -140,7 +47,7 @@ class _GenerateOnceSummarized:
     the summary only here lets the summary's calls run alongside the descriptions' calls.
     """
 
-    def __init__(self, with_summary, without_summary, summary: _DatasetSummary):
+    def __init__(self, with_summary, without_summary, summary: DatasetSummary):
         self.with_summary = with_summary
         self.without_summary = without_summary
         self.summary = summary
@@ -156,7 +63,7 @@ class _GenerateOnceSummarized:
 class _PromptedModuleInstruction(_grounded.GenerateModuleInstruction):
     """DSPy's instruction generator module with its three Predicts rebuilt from `prompts`."""
 
-    def __init__(self, prompts: PromptSet, summary: _DatasetSummary | None = None, **kwargs):
+    def __init__(self, prompts: PromptSet, summary: DatasetSummary | None = None, **kwargs):
         super().__init__(**kwargs)
         self.describe_program = dspy.Predict(prompts[DESCRIBE_PROGRAM].apply(_grounded.DescribeProgram))
         self.describe_module = dspy.Predict(prompts[DESCRIBE_MODULE].apply(_grounded.DescribeModule))
@@ -183,7 +90,7 @@ class PromptableGroundedProposer(_grounded.GroundedProposer):
     """
 
     def __init__(self, prompt_model, program, trainset, *, prompts: PromptSet, view_data_batch_size=10,
-                 use_dataset_summary=True, num_threads: int | None = None, summary: _DatasetSummary | None = None,
+                 use_dataset_summary=True, num_threads: int | None = None, summary: DatasetSummary | None = None,
                  **kwargs):
         super().__init__(prompt_model, program, trainset, view_data_batch_size=view_data_batch_size,
                          use_dataset_summary=False, **kwargs)
@@ -191,7 +98,7 @@ class PromptableGroundedProposer(_grounded.GroundedProposer):
         self.num_threads = num_threads
         self.use_dataset_summary = use_dataset_summary
         if use_dataset_summary and summary is None:
-            summary = _DatasetSummary(trainset, view_data_batch_size, self.prompt_model, prompts)
+            summary = DatasetSummary(trainset, view_data_batch_size, self.prompt_model, prompts)
         self.summary = summary if use_dataset_summary else None
 
     def propose_instructions_for_program(self, trainset, program, demo_candidates, trial_logs, N):  # noqa: N803
@@ -302,7 +209,7 @@ class PromptableMIPROv2(MIPROv2):
         if kwargs.get("data_aware_proposer", True) and (run.num_threads or 1) > 1 and valset is not None:
             # The summary needs only the trainset (MIPROv2 keeps it whole when a valset is given): with
             # threads to spare it starts with the search, and only the proposer waits for it.
-            run._early_summary = _DatasetSummary(trainset, kwargs.get("view_data_batch_size", 10),
+            run._early_summary = DatasetSummary(trainset, kwargs.get("view_data_batch_size", 10),
                                                  run.prompt_model, run._prompts())
             run._early_summary.start()
         try:
