@@ -171,11 +171,11 @@ class MetaSearch(Teleprompter):
         slots = PrioritySlots(self.num_threads or dspy.settings.num_threads or 1)
         with tqdm(total=self._planned_candidates(budget), desc=type(self).__name__, unit="candidate",
                   disable=not self.display_progress) as progress:
+            lms = {level: meters[level].attach(lm, memo, slots.at(_PRIORITY[level]))
+                   for level, lm in (("program", task_lm), ("optimizer", prompt_lm), ("meta", meta_lm))}
             ctx = SearchContext(
-                metric=metric, student=student, trainset=trainset, valset=valset,
-                task_lm=meters["program"].attach(task_lm, memo, slots.at(_PRIORITY["program"])),
-                prompt_lm=meters["optimizer"].attach(prompt_lm, memo, slots.at(_PRIORITY["optimizer"])),
-                meta_lm=meters["meta"].attach(meta_lm, memo, slots.at(_PRIORITY["meta"])), num_threads=self.num_threads, seed=seed,
+                metric=metric, student=student, trainset=trainset, valset=valset, task_lm=lms["program"],
+                prompt_lm=lms["optimizer"], meta_lm=lms["meta"], num_threads=self.num_threads, seed=seed,
                 meters=meters, progress=progress, store=store, memo=memo,
                 screen_size=budget.screen_size, screen_confidence=budget.screen_confidence_pct / 100,
             )
