@@ -70,6 +70,15 @@ def _bounded(cache: dict) -> dict:
     return cache
 
 
+def _per_signature(cache: dict, signature, compute) -> Any:
+    """`compute(signature)`, once per signature class and docstring (DSPy derives a new class for
+    every change of fields; instructions can be set in place)."""
+    entry = cache.get(signature)
+    if entry is None or entry[0] is not signature.__doc__:
+        entry = _bounded(cache)[signature] = (signature.__doc__, compute(signature))
+    return entry[1]
+
+
 def _memo_methods(base: type) -> dict:
     """Methods of the memoizing subclass of an adapter class."""
     def __call__(self, lm, lm_kwargs, signature, demos, inputs):
@@ -83,11 +92,8 @@ def _memo_methods(base: type) -> dict:
     def format_system_message(self, signature) -> str:
         # Every example scored with a signature gets the same system message, and DSPy spends about a
         # quarter of a call's CPU rebuilding it (field types go through pydantic each time): once per class.
-        cache = self._dspy_meta_system_messages
-        entry = cache.get(signature)
-        if entry is None or entry[0] is not signature.__doc__:
-            entry = _bounded(cache)[signature] = (signature.__doc__, base.format_system_message(self, signature))
-        return entry[1]
+        return _per_signature(self._dspy_meta_system_messages, signature,
+                              lambda sig: base.format_system_message(self, sig))
 
     def format_demos(self, signature, demos) -> list:
         # The same demos are formatted again for every example a program is scored on.
@@ -115,16 +121,11 @@ class AdapterMemo:
 
     def __init__(self):
         self.answers = CallMemo(checkpointed=False)
-        # Signature class -> (its docstring, description). DSPy derives a new class for every change
-        # of fields or instructions; the classes a run uses are kept for the run.
-        self._signatures: dict[type, tuple] = {}
+        self._signatures: dict[type, tuple] = {}  # signature class -> (its docstring, description)
 
     def describe(self, signature) -> tuple:
         """`describe_signature`, cached per class (asked on every call)."""
-        entry = self._signatures.get(signature)
-        if entry is None or entry[0] is not signature.__doc__:
-            entry = self._signatures[signature] = (signature.__doc__, describe_signature(signature))
-        return entry[1]
+        return _per_signature(self._signatures, signature, describe_signature)
 
     @property
     def hits(self) -> int:
