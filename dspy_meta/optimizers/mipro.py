@@ -240,7 +240,7 @@ class PromptableMIPROv2(MIPROv2):
             rng=self.rng,
             init_temperature=self.init_temperature,
             num_threads=self.num_threads,
-            summary=getattr(self, "_early_summary", None),
+            summary=self._early_summary,  # set by `compile` on its run copy
         )
         candidates = proposer.propose_instructions_for_program(
             trainset=trainset, program=program, demo_candidates=demo_candidates,
