@@ -41,6 +41,8 @@ from dspy_meta.evaluation import score_program  # noqa: E402
 from dspy_meta.meta import MetaBudget  # noqa: E402
 from dspy_meta.meta.checks import GuardedMetric  # noqa: E402
 from dspy_meta.meta.adapter_memo import AdapterMemo  # noqa: E402
+from dspy_meta.meta.search import _PRIORITY  # noqa: E402
+from dspy_meta.meta.slots import PrioritySlots  # noqa: E402
 from dspy_meta.meta.usage import LEVELS, CallMemo, UsageMeter  # noqa: E402
 from dspy_meta.testing import ScriptedEngine  # noqa: E402
 from dspy_meta.testing.toy_task import (  # noqa: E402
@@ -121,14 +123,8 @@ def wasted_calls(workload: str) -> dict:
 
 
 class _OwnFormattingAdapter(dspy.ChatAdapter):
-    """A ChatAdapter with formatting of its own: the run does not cache it (it may not be pure), so
-    a path through it shows what the run's bookkeeping costs without the formatting caches' savings."""
-
-    def format_field_structure(self, signature):
-        return super().format_field_structure(signature)
-
-    def format_user_message_content(self, *args, **kwargs):
-        return super().format_user_message_content(*args, **kwargs)
+    """An adapter class of the user's: the run does not cache its formatting (it may not be pure), so a
+    path through it shows what the run's bookkeeping costs without the formatting caches' savings."""
 
 
 def overhead(repeats: int = 40, n_examples: int = 200) -> dict:
@@ -164,7 +160,7 @@ def overhead(repeats: int = 40, n_examples: int = 200) -> dict:
             """The evaluation path of a meta search: metered LM with the run's call memo and thread budget,
             the answer memo in front of the adapter, the guarded metric, the memo drained for a checkpoint."""
             memo = CallMemo()
-            memoized = UsageMeter("program").attach(lm, memo, threading.BoundedSemaphore(1))
+            memoized = UsageMeter("program").attach(lm, memo, PrioritySlots(1).at(_PRIORITY["program"]))
             with dspy.context(adapter=AdapterMemo().wrap(adapter())):
                 score_program(student, devset, GuardedMetric(shout_metric, 10), num_threads=1, lm=memoized)
             memo.drain()
