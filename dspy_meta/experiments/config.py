@@ -1,71 +1,64 @@
-"""Experiment configs: dataclasses loaded from ``configs/*.yaml``, validated on load.
+"""Experiment configs: strict pydantic models loaded from ``configs/*.yaml``, validated on load.
 
-Unknown keys and bad values are errors that name the key (``lms.program.model``).
+Unknown keys and bad values are `ConfigError`s that name the key (``lms.program.model``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from dspy_meta._validation import check_keys
-from dspy_meta.meta.budget import MetaBudget
-from dspy_meta.redact import is_secret_setting, redact
+from dspy_meta.errors import ConfigError
+from dspy_meta.runtime.redact import is_secret_setting, redact
+from dspy_meta.runtime.schema import describe_error, error_path, invalid
+from dspy_meta.search.budget import MetaBudget
 
 __all__ = ["ConfigError", "LMConfig", "TaskConfig", "ExperimentConfig", "load_config", "METHODS"]
 
 METHODS = ("zero_shot_cot", "few_shot_cot", "self_consistency", "copro", "mipro_v2",
            "meta_prompt", "meta_structure", "meta_teleprompter")
+_LEVELS = ("program", "optimizer", "meta")
+
+_Count = Annotated[int, Field(ge=0, strict=True)]
+_Positive = Annotated[int, Field(ge=1, strict=True)]
 
 
-class ConfigError(ValueError):
-    """An invalid config; the message names the key."""
+class _Config(BaseModel):
+    # Lax only where YAML needs it (lists for tuples); numbers and strings are checked strictly per field.
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-def _check_keys(data: Any, path: str, allowed: set[str], required: set[str] = frozenset()) -> Mapping:
-    return check_keys(data, path, allowed, required, error=ConfigError)
+def _named(data: Any, key: str) -> Any:
+    """A bare string is shorthand for ``{key: string}``."""
+    return {key: data} if isinstance(data, str) else data
 
 
-def _kwargs(data: Mapping, path: str) -> dict[str, Any]:
-    kwargs = data.get("kwargs", {})
-    if not isinstance(kwargs, Mapping):
-        raise ConfigError(f"{path}.kwargs: must be a mapping")
-    return dict(kwargs)
-
-
-def _int(value: Any, path: str, low: int = 0) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ConfigError(f"{path}: must be an integer >= {low}, got {value!r}")
-    return value
-
-
-@dataclass(frozen=True)
-class LMConfig:
+class LMConfig(_Config):
     """An LM for one level: a local registry name or a litellm model string, plus `dspy.LM` settings."""
 
-    model: str
-    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    model: Annotated[str, Field(min_length=1, strict=True)]
+    kwargs: dict[str, Any] = Field(default_factory=dict)
 
+    @model_validator(mode="before")
     @classmethod
-    def from_dict(cls, data: Any, path: str) -> LMConfig:
-        if isinstance(data, str):
-            return cls(model=data)
-        data = _check_keys(data, path, {"model", "kwargs"}, {"model"})
-        if not isinstance(data["model"], str) or not data["model"]:
-            raise ConfigError(f"{path}.model: must be a non-empty string")
-        kwargs = _kwargs(data, path)
-        secret = {k for k in kwargs if is_secret_setting(k)}
+    def _shorthand(cls, data: Any) -> Any:
+        return _named(data, "model")
+
+    @field_validator("kwargs")
+    @classmethod
+    def _no_credentials(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
+        secret = sorted(k for k in kwargs if is_secret_setting(k))
         if secret:
-            raise ConfigError(f"{path}.kwargs: {sorted(secret)} look like secrets; set them in the environment "
-                              "(e.g. OPENAI_API_KEY), never in a config file")
+            raise invalid("config", f"{secret} look like secrets; set them in the environment "
+                                    "(e.g. OPENAI_API_KEY), never in a config file")
         for name in ("api_base", "base_url"):
             if name in kwargs and redact(str(kwargs[name])) != str(kwargs[name]):
-                raise ConfigError(f"{path}.kwargs.{name}: holds credentials; keep them out of config files")
-        return cls(model=data["model"], kwargs=kwargs)
+                raise invalid("config_at", "holds credentials; keep them out of config files", at=name)
+        return kwargs
 
     def build(self):
         from dspy_meta.lm import make_lm
@@ -73,21 +66,23 @@ class LMConfig:
         return make_lm(self.model, **self.kwargs)
 
 
-@dataclass(frozen=True)
-class TaskConfig:
-    name: str
-    kwargs: Mapping[str, Any] = field(default_factory=dict)
+class TaskConfig(_Config):
+    name: Annotated[str, Field(strict=True)]
+    kwargs: dict[str, Any] = Field(default_factory=dict)
 
+    @model_validator(mode="before")
     @classmethod
-    def from_dict(cls, data: Any, path: str) -> TaskConfig:
+    def _shorthand(cls, data: Any) -> Any:
+        return _named(data, "name")
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
         from dspy_meta.benchmarks import available_tasks
 
-        if isinstance(data, str):
-            data = {"name": data}
-        data = _check_keys(data, path, {"name", "kwargs"}, {"name"})
-        if data["name"] not in available_tasks():
-            raise ConfigError(f"{path}.name: unknown task {data['name']!r}; available: {available_tasks()}")
-        return cls(name=data["name"], kwargs=_kwargs(data, path))
+        if name not in available_tasks():
+            raise invalid("config", f"unknown task {name!r}; available: {available_tasks()}")
+        return name
 
     def load(self):
         from dspy_meta.benchmarks import load_task
@@ -95,62 +90,71 @@ class TaskConfig:
         return load_task(self.name, **self.kwargs)
 
 
-_LEVELS = ("program", "optimizer", "meta")
-
-
-@dataclass(frozen=True)
-class ExperimentConfig:
-    name: str
+class ExperimentConfig(_Config):
+    name: Annotated[str, Field(strict=True)]
     task: TaskConfig
-    lms: Mapping[str, LMConfig]
-    budget: MetaBudget = field(default_factory=MetaBudget)
+    lms: dict[str, LMConfig]
+    budget: MetaBudget = Field(default_factory=MetaBudget)
     methods: tuple[str, ...] = ("zero_shot_cot", "meta_teleprompter")
-    seeds: tuple[int, ...] = (0,)
-    num_threads: int = 1
-    max_bootstrapped_demos: int = 2
-    max_labeled_demos: int = 2
-    num_samples: int = 4  # for self_consistency
-    output_dir: str = "runs"
+    seeds: Annotated[tuple[_Count, ...], Field(min_length=1)] = (0,)
+    num_threads: _Positive = 1
+    max_bootstrapped_demos: _Count = 2
+    max_labeled_demos: _Count = 2
+    num_samples: _Positive = 4  # for self_consistency
+    output_dir: Annotated[str, Field(strict=True)] = "runs"
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, name: str) -> str:
+        if not name.replace("_", "").replace("-", "").isalnum():
+            raise invalid("config", f"must be letters, digits, '-' or '_', got {name!r}")
+        return name
+
+    @field_validator("lms", mode="before")
+    @classmethod
+    def _three_levels(cls, lms: Any) -> Any:
+        if isinstance(lms, Mapping):
+            unknown, missing = sorted(set(lms) - set(_LEVELS)), sorted(set(_LEVELS) - set(lms))
+            if unknown:
+                raise invalid("config", f"unknown key(s) {unknown}; allowed: {list(_LEVELS)}")
+            if missing:
+                raise invalid("config", f"missing key(s) {missing}")
+        return lms
+
+    @field_validator("methods")
+    @classmethod
+    def _known_methods(cls, methods: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [m for m in methods if m not in METHODS]
+        if unknown or not methods:
+            raise invalid("config", f"unknown method(s) {unknown}; available: {list(METHODS)}")
+        return methods
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "config") -> ExperimentConfig:
-        allowed = {f.name for f in fields(cls)}
-        data = _check_keys(data, source, allowed, {"name", "task", "lms"})
-        lms_data = _check_keys(data["lms"], "lms", set(_LEVELS), set(_LEVELS))
-        lms = {level: LMConfig.from_dict(lms_data[level], f"lms.{level}") for level in _LEVELS}
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{source}: must be a mapping, got {type(data).__name__}")
         try:
-            budget = MetaBudget.from_dict(data.get("budget", {}))
-        except ValueError as exc:
-            raise ConfigError(f"budget: {exc}") from None
-        methods = tuple(data.get("methods", cls.methods))
-        unknown = [m for m in methods if m not in METHODS]
-        if unknown or not methods:
-            raise ConfigError(f"methods: unknown method(s) {unknown}; available: {list(METHODS)}")
-        seeds = tuple(_int(s, f"seeds[{i}]") for i, s in enumerate(data.get("seeds", cls.seeds)))
-        if not seeds:
-            raise ConfigError("seeds: at least one seed is needed")
-        name = data["name"]
-        if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum():
-            raise ConfigError(f"name: must be letters, digits, '-' or '_', got {name!r}")
-        output_dir = data.get("output_dir", cls.output_dir)
-        if not isinstance(output_dir, str):
-            raise ConfigError("output_dir: must be a string")
-        return cls(
-            name=name, task=TaskConfig.from_dict(data["task"], "task"), lms=lms, budget=budget, methods=methods,
-            seeds=seeds, num_threads=_int(data.get("num_threads", cls.num_threads), "num_threads", 1),
-            max_bootstrapped_demos=_int(data.get("max_bootstrapped_demos", cls.max_bootstrapped_demos),
-                                        "max_bootstrapped_demos"),
-            max_labeled_demos=_int(data.get("max_labeled_demos", cls.max_labeled_demos), "max_labeled_demos"),
-            num_samples=_int(data.get("num_samples", cls.num_samples), "num_samples", 1), output_dir=output_dir,
-        )
+            return cls.model_validate(dict(data))
+        except ValidationError as exc:
+            raise ConfigError(_config_error(exc, source)) from None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "task": {"name": self.task.name, "kwargs": dict(self.task.kwargs)},
-                "lms": {level: {"model": c.model, "kwargs": dict(c.kwargs)} for level, c in self.lms.items()},
-                "budget": self.budget.to_dict(), "methods": list(self.methods), "seeds": list(self.seeds),
-                "num_threads": self.num_threads, "max_bootstrapped_demos": self.max_bootstrapped_demos,
-                "max_labeled_demos": self.max_labeled_demos, "num_samples": self.num_samples,
-                "output_dir": self.output_dir}
+        return self.model_dump(mode="json")
+
+
+def _config_error(exc: ValidationError, source: str) -> str:
+    """The first error as ``path: what is wrong``; a misspelt key (the likely cause of a "missing" one) first."""
+    errors = exc.errors()
+    error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    loc, kind, ctx = tuple(error["loc"]), error["type"], error.get("ctx") or {}
+    if kind == "extra_forbidden":
+        return f"{error_path(loc[:-1]) or source}: unknown key(s) {[loc[-1]]}"
+    if kind == "missing":
+        return f"{error_path(loc[:-1]) or source}: missing key(s) {[loc[-1]]}"
+    if kind == "config_at":
+        return f"{error_path(loc + (ctx['at'],))}: {error['msg']}"
+    detail = error["msg"] if kind == "config" else describe_error(error)
+    return f"{error_path(loc) or source}: {detail}"
 
 
 def load_config(path: str | Path) -> ExperimentConfig:

@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import dspy
 
-from dspy_meta.meta import MetaPromptOptimizer, MetaStructureOptimizer, MetaTeleprompter
-from dspy_meta.meta.teleprompter import default_input_optimizers
+from dspy_meta.teleprompters import MetaPromptOptimizer, MetaStructureOptimizer, MetaTeleprompter
+from dspy_meta.teleprompters.meta_teleprompter import default_input_optimizers
 from dspy_meta.optimizers.spec import OptimizerSpec
 
 logger = logging.getLogger(__name__)

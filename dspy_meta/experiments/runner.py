@@ -17,11 +17,11 @@ from typing import Any
 import dspy
 from tqdm.auto import tqdm
 
-from dspy_meta._files import write_atomic
-from dspy_meta.evaluation import score_program
+from dspy_meta.runtime.files import write_atomic
+from dspy_meta.runtime.scoring import score_program
 from dspy_meta.experiments.config import ExperimentConfig
 from dspy_meta.experiments.methods import run_method
-from dspy_meta.meta.usage import LEVELS, UsageMeter
+from dspy_meta.runtime.usage import LEVELS, UsageMeter
 
 logger = logging.getLogger(__name__)
 

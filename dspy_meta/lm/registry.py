@@ -8,7 +8,6 @@ with a file lock, so two processes starting at once are safe.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import importlib.util
 import logging
@@ -17,15 +16,15 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from dspy_meta.errors import LocalModelError
+from dspy_meta.runtime.files import cache_dir as default_cache_dir
+from dspy_meta.runtime.files import file_lock
+
 __all__ = ["LocalModel", "LOCAL_MODELS", "LocalModelError", "default_cache_dir", "assemble_model", "get_local_model"]
 
 logger = logging.getLogger(__name__)
 
 _CHUNK = 8 * 1024 * 1024
-
-
-class LocalModelError(RuntimeError):
-    """A local model cannot be assembled; the message says which command fixes it."""
 
 
 @dataclass(frozen=True)
@@ -71,14 +70,6 @@ def get_local_model(name: str) -> LocalModel:
         raise LocalModelError(f"unknown local model {name!r}; available: {sorted(LOCAL_MODELS)}") from None
 
 
-def default_cache_dir() -> Path:
-    """``$DSPY_META_CACHE``, else ``$XDG_CACHE_HOME/dspy-meta``, else ``~/.cache/dspy-meta``."""
-    if os.environ.get("DSPY_META_CACHE"):
-        return Path(os.environ["DSPY_META_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "dspy-meta"
-
-
 def _chunk_paths(model: LocalModel) -> list[Path]:
     paths = []
     for package in model.packages:
@@ -109,8 +100,7 @@ def assemble_model(name: str, cache_dir: str | os.PathLike | None = None) -> Pat
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / model.filename
     verified = directory / f"{model.filename}.verified"
-    with open(directory / f"{model.filename}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # a second process waits here, then finds the file ready
+    with file_lock(directory / f"{model.filename}.lock"):  # a second process waits here, then finds the file ready
         # Hashing a GB on every start is slow: trust a file whose size and mtime match the last verification.
         if target.exists() and verified.exists() and verified.read_text() == _stamp(target):
             return target

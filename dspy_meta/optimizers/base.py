@@ -8,10 +8,9 @@ prompts. Adding an optimizer means writing one small `OptimizerKind` subclass.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -19,6 +18,7 @@ import dspy
 from dspy.teleprompt import Teleprompter
 
 from dspy_meta.optimizers.prompts import PromptSet
+from dspy_meta.runtime.scoring import lm_scope  # noqa: F401 -- the kinds' LM scope, re-exported
 
 __all__ = ["Param", "OptimizerKind", "register_kind", "get_kind", "available_kinds", "lm_scope"]
 
@@ -71,16 +71,6 @@ class Param:
         bits.append(f"default {self.default!r}")
         text = ", ".join(bits)
         return f"{text}. {self.help}" if self.help else text
-
-
-@contextlib.contextmanager
-def lm_scope(lm: dspy.BaseLM | None) -> Iterator[None]:
-    """`dspy.context(lm=lm)` when an LM is given; otherwise leave the context alone."""
-    if lm is None:
-        yield
-    else:
-        with dspy.context(lm=lm):
-            yield
 
 
 class OptimizerKind(ABC):

@@ -18,7 +18,7 @@ from dspy.propose.utils import strip_prefix
 
 from dspy_meta.optimizers.base import lm_scope
 from dspy_meta.optimizers.prompts import PromptSet
-from dspy_meta.redact import redact
+from dspy_meta.runtime.redact import redact
 
 logger = logging.getLogger(__name__)
 

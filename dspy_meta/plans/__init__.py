@@ -2,9 +2,10 @@
 
 from dspy_meta.plans.composite import CompositeOptimizer, StepRecord
 from dspy_meta.plans.nodes import (
-    PLAN_SCHEMA, BestOf, OptimizeStep, PlanError, PlanLimits, PlanNode, Sequence, parse_plan, plan_from_dict,
+    BestOf, OptimizeStep, PlanError, PlanLimits, PlanNode, Sequential, parse_plan, plan_from_dict, plan_json_schema,
     plan_to_json,
 )
+from dspy_meta.plans.schema import plan_grammar
 
-__all__ = ["CompositeOptimizer", "StepRecord", "PLAN_SCHEMA", "BestOf", "OptimizeStep", "PlanError",
-           "PlanLimits", "PlanNode", "Sequence", "parse_plan", "plan_from_dict", "plan_to_json"]
+__all__ = ["CompositeOptimizer", "StepRecord", "BestOf", "OptimizeStep", "PlanError", "PlanLimits", "PlanNode",
+           "Sequential", "parse_plan", "plan_from_dict", "plan_json_schema", "plan_to_json", "plan_grammar"]

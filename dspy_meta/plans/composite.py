@@ -10,9 +10,9 @@ from typing import Any
 import dspy
 from dspy.teleprompt import Teleprompter
 
-from dspy_meta.evaluation import score_program
+from dspy_meta.runtime.scoring import score_program
 from dspy_meta.optimizers.base import get_kind
-from dspy_meta.plans.nodes import BestOf, OptimizeStep, PlanNode, Sequence, plan_from_dict
+from dspy_meta.plans.nodes import BestOf, OptimizeStep, PlanNode, Sequential, plan_from_dict
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class CompositeOptimizer(Teleprompter):
         self.seed = seed
 
     def compile(self, student, *, trainset, teacher=None, valset=None, **kwargs):
-        plan = self.plan if isinstance(self.plan, (OptimizeStep, Sequence, BestOf)) else plan_from_dict(self.plan)
+        plan = self.plan if isinstance(self.plan, (OptimizeStep, Sequential, BestOf)) else plan_from_dict(self.plan)
         if not callable(self.metric):
             raise TypeError(f"metric must be callable, got {type(self.metric).__name__}")
         if not trainset:
@@ -100,7 +100,7 @@ def _execute(node: PlanNode, program: dspy.Module, run: _Run, path: str) -> dspy
         result = get_kind(spec.kind).compile(teleprompter, program, trainset=run.trainset, valset=run.valset)
         run.records.append(StepRecord(path, "optimize", node.describe(), extra={"seed": seed}))
         return result
-    if isinstance(node, Sequence):
+    if isinstance(node, Sequential):
         for i, child in enumerate(node.nodes):
             program = _execute(child, program, run, f"{path}.steps[{i}]")
         return program

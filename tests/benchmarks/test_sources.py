@@ -47,7 +47,10 @@ def test_cache_dir_comes_from_the_environment(monkeypatch, tmp_path):
     assert data_dir() == tmp_path / "data"
     assert data_dir(tmp_path / "x") == tmp_path / "x" / "data"
     monkeypatch.delenv("DSPY_META_CACHE")
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     assert default_cache_dir() == Path.home() / ".cache" / "dspy-meta"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir() == tmp_path / "xdg" / "dspy-meta"
 
 
 def test_real_bigbench_files_are_pinned(real_bigbench):

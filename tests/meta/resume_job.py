@@ -8,7 +8,7 @@ import sys
 import time
 
 from dspy_meta import MetaTeleprompter
-from dspy_meta.meta import MetaBudget
+from dspy_meta.teleprompters import MetaBudget
 from dspy_meta.testing import ScriptedEngine
 from dspy_meta.testing.toy_task import (
     Shout, aligning_meta_responder, shout_examples, shout_metric, shout_optimizer_responder, shout_program_responder,

@@ -2,7 +2,7 @@ from typing import Literal
 
 import dspy
 
-from dspy_meta.meta.adapter_memo import AdapterMemo, request_key
+from dspy_meta.runtime.adapter_memo import AdapterMemo, request_key
 from dspy_meta.testing import ScriptedEngine
 
 

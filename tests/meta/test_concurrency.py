@@ -82,7 +82,7 @@ def test_a_finished_concurrent_run_resumes_without_any_lm_call(tmp_path, shout_d
 
 
 def test_structure_search_runs_its_inputs_side_by_side_with_the_sequential_result(shout_data):
-    from dspy_meta.meta import MetaBudget, MetaStructureOptimizer
+    from dspy_meta.teleprompters import MetaBudget, MetaStructureOptimizer
     from dspy_meta.optimizers import OptimizerSpec
 
     library = {"copro": OptimizerSpec.create("copro", breadth=2, depth=1),

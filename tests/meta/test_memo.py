@@ -4,8 +4,8 @@ import threading
 import dspy
 import pytest
 
-from dspy_meta.meta.memo import CallMemo, NotPlain, copy_answer, freeze
-from dspy_meta.meta.usage import UsageMeter
+from dspy_meta.runtime.memo import CallMemo, NotPlain, copy_answer, freeze
+from dspy_meta.runtime.usage import UsageMeter
 from dspy_meta.testing import ScriptedEngine
 
 

@@ -3,7 +3,8 @@ import logging
 
 import pytest
 
-from dspy_meta.meta import MetaBudget, MetaPromptOptimizer, parse_prompt_proposal
+from dspy_meta.search.proposals import parse_prompt_proposal
+from dspy_meta.teleprompters import MetaBudget, MetaPromptOptimizer
 from dspy_meta.optimizers import OptimizerSpec
 from dspy_meta.testing import MALFORMED, ScriptedEngine
 from dspy_meta.testing.toy_task import MAGIC_WORD, Shout
@@ -50,7 +51,7 @@ def test_a_worse_prompt_is_rejected(lms, shout_data):
     program = _compile(lms, shout_data, ScriptedEngine(worsening), spec=aligned)
     initial, proposal = program.meta_results_.candidates
     assert initial.score == 1.0 and proposal.score == 0.0
-    assert not proposal.accepted and proposal.reason == "did not beat the best so far"
+    assert not proposal.accepted and proposal.reason == "did not beat the best of prompt:copro so far (1.000)"
     assert program.meta_results_.best_optimizer == aligned
     assert MAGIC_WORD in program.answer.predict.signature.instructions
 

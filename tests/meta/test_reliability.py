@@ -12,7 +12,7 @@ import pytest
 from dspy.lm15 import AuthError
 
 from dspy_meta import MetaTeleprompter
-from dspy_meta.meta.search import RunFailed
+from dspy_meta.errors import RunFailed
 from dspy_meta.testing import FaultInjector, ScriptedEngine
 from dspy_meta.testing.scripted_lm import register_litellm_provider
 from dspy_meta.testing.toy_task import (
@@ -147,7 +147,7 @@ BAD_INPUTS = [
     ("no predictors", dict(student=dspy.Module()), ValueError, "no predictors"),
     ("unknown kind", dict(optimizers={"x": {"kind": "textgrad"}}), TypeError, "must be an OptimizerSpec"),
     ("bad budget", dict(budget={"prompt_steps": "many"}), ValueError, "must be an integer"),
-    ("bad usage limit", dict(usage_limits={"total_calls": -5}), ValueError, "non-negative"),
+    ("bad usage limit", dict(usage_limits={"total_calls": -5}), ValueError, "must be an integer >= 0"),
     ("unknown usage limit", dict(usage_limits={"dollars": 5}), ValueError, "unknown usage limit"),
 ]
 

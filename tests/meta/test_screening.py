@@ -1,6 +1,6 @@
 import json
 
-from dspy_meta.meta import MetaBudget, MetaPromptOptimizer
+from dspy_meta.teleprompters import MetaBudget, MetaPromptOptimizer
 from dspy_meta.optimizers import OptimizerSpec
 from dspy_meta.testing import ScriptedEngine
 from dspy_meta.testing.toy_task import Shout, shout_metric, shout_optimizer_responder, shout_program_responder
@@ -39,11 +39,11 @@ def test_a_promising_candidate_is_scored_on_the_full_valset(shout_data, lms):
                                   budget=MetaBudget(prompt_steps=1, screen_size=2), seed=0, display_progress=False,
                                   **lms).compile(Shout(), trainset=shout_data[0], valset=shout_data[1])
     initial, proposal = program.meta_results_.candidates
-    assert proposal.accepted and proposal.score == 1.0 and proposal.reason == "improved on the best so far"
+    assert proposal.accepted and proposal.score == 1.0 and proposal.reason.startswith("improved on the best of prompt:")
 
 
 def test_small_minibatches_screen_out_only_clear_losers():
-    from dspy_meta.meta.context import screening_bound
+    from dspy_meta.search.screening import screening_bound
 
     # the local demo's case: 1 of 5 right while the best has 7 of 20: too little evidence to stop it
     assert screening_bound(0.2, 5, 0.9) > 0.35

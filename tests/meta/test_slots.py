@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from dspy_meta.meta.slots import PrioritySlots
+from dspy_meta.runtime.slots import PrioritySlots
 
 
 def _wait_until(condition, timeout=5.0):

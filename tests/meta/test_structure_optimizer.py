@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from dspy_meta.meta import MetaBudget, MetaStructureOptimizer
+from dspy_meta.teleprompters import MetaBudget, MetaStructureOptimizer
 from dspy_meta.optimizers import OptimizerSpec
 from dspy_meta.testing import ScriptedEngine
 from dspy_meta.testing.toy_task import MAGIC_WORD, Shout, shout_metric

@@ -4,7 +4,7 @@ import dspy
 import pytest
 
 from dspy_meta import MetaTeleprompter, OptimizerSpec
-from dspy_meta.meta import MetaBudget
+from dspy_meta.teleprompters import MetaBudget
 from dspy_meta.testing import ScriptedEngine
 from dspy_meta.testing.toy_task import MAGIC_WORD, Shout, shout_examples, shout_metric, shout_optimizer_responder
 
@@ -138,7 +138,7 @@ def test_learned_spec_transfers_to_another_task(lms, shout_data, tmp_path):
 @pytest.mark.parametrize("kwargs, error, message", [
     ({"auto": "turbo"}, ValueError, "auto must be one of"),
     ({"auto": None}, ValueError, "set auto"),
-    ({"budget": {"prompt_steps": -1}}, ValueError, "'prompt_steps' must be >= 0"),
+    ({"budget": {"prompt_steps": -1}}, ValueError, "'prompt_steps' must be an integer >= 0"),
     ({"budget": {"speed": 3}}, ValueError, "unknown budget key"),
     ({"optimizers": ["copro"]}, TypeError, "must be OptimizerSpec objects"),
 ])

@@ -2,7 +2,7 @@ import uuid
 
 import dspy
 
-from dspy_meta.meta.usage import CallMemo, UsageLimits, UsageMeter
+from dspy_meta.runtime.usage import CallMemo, UsageLimits, UsageMeter
 from dspy_meta.testing import ScriptedEngine
 
 
@@ -38,7 +38,7 @@ def test_memo_answers_identical_requests_once_and_keeps_samples_apart():
 
 
 def test_limits_name_the_cap_reached():
-    from dspy_meta.meta.usage import LevelUsage
+    from dspy_meta.runtime.usage import LevelUsage
 
     usage = {"program": LevelUsage(calls=5, input_tokens=50), "optimizer": LevelUsage(), "meta": LevelUsage()}
     assert UsageLimits(program_calls=5).exceeded(usage) == "program calls limit 5 reached (5 used)"

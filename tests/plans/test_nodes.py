@@ -3,7 +3,7 @@ import json
 import pytest
 
 from dspy_meta.optimizers import OptimizerSpec
-from dspy_meta.plans import BestOf, OptimizeStep, PlanError, PlanLimits, Sequence, parse_plan, plan_from_dict
+from dspy_meta.plans import BestOf, OptimizeStep, PlanError, PlanLimits, Sequential, parse_plan, plan_from_dict
 
 TWO_STEP = {"op": "sequence", "steps": [
     {"op": "optimize", "kind": "copro", "params": {"breadth": 3, "depth": 1}},
@@ -13,7 +13,7 @@ TWO_STEP = {"op": "sequence", "steps": [
 
 def test_parses_and_round_trips():
     plan = parse_plan(json.dumps(TWO_STEP))
-    assert isinstance(plan, Sequence)
+    assert isinstance(plan, Sequential)
     assert [s.spec.kind for s in plan.steps()] == ["copro", "bootstrap_fewshot"]
     assert plan.steps().__next__().spec.params["breadth"] == 3
     assert plan_from_dict(plan.to_dict()) == plan

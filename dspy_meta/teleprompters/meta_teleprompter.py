@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 import logging
 from collections.abc import Callable, Mapping, Sequence
 
-from dspy_meta.meta.budget import MetaBudget
-from dspy_meta.meta.prompt_optimizer import optimize_prompts
-from dspy_meta.meta.search import MetaSearch, SearchContext
-from dspy_meta.meta.structure_optimizer import as_library, optimize_structure
 from dspy_meta.optimizers.spec import OptimizerSpec
 from dspy_meta.plans.nodes import PlanLimits
+from dspy_meta.search.budget import MetaBudget
+from dspy_meta.search.evaluator import Evaluator
+from dspy_meta.search.strategies import PromptSearch, StructureSearch
+from dspy_meta.teleprompters.base import MetaSearch
+from dspy_meta.teleprompters.structure_optimizer import as_library
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class MetaTeleprompter(MetaSearch):
             raise ValueError("set auto ('light', 'medium', 'heavy') or pass an explicit budget")
         budget = super()._resolve_budget() if self.budget is not None else MetaBudget.from_auto(self.auto)
         if self.num_candidates is not None:
-            budget = dataclasses.replace(budget, mipro_candidates=self.num_candidates)
+            budget = budget.replace(mipro_candidates=self.num_candidates)
         return budget
 
     def _library(self, budget: MetaBudget) -> dict[str, OptimizerSpec]:
@@ -142,16 +142,13 @@ class MetaTeleprompter(MetaSearch):
             run.max_labeled_demos = self.max_labeled_demos if max_labeled_demos is None else max_labeled_demos
         return MetaSearch.compile(run, student, trainset=trainset, valset=valset, seed=seed)
 
-    def _run_search(self, ctx: SearchContext, budget: MetaBudget) -> None:
-        def tune(branch: SearchContext, item):
-            name, spec = item
-            best, _ = optimize_prompts(branch, name, spec, steps=budget.prompt_steps,
-                                       num_examples=budget.num_examples, attempts=budget.proposal_attempts)
-            return best
-
-        # Each input's prompt search is independent of the others': they run side by side.
+    def _run_search(self, evaluator: Evaluator, budget: MetaBudget) -> None:
         library = self._library(budget)
-        tuned = dict(zip(library, ctx.run_branches(list(library.items()), tune), strict=True))
-        ctx.results.best_optimizers.update({name: spec.to_dict() for name, spec in tuned.items()})
-        optimize_structure(ctx, tuned, steps=budget.structure_steps, num_examples=budget.num_examples,
-                           attempts=budget.proposal_attempts, limits=self.limits)
+        searches = [PromptSearch(name, spec, steps=budget.prompt_steps, num_examples=budget.num_examples,
+                                 attempts=budget.proposal_attempts) for name, spec in library.items()]
+        # Each input's prompt search is independent of the others': they run side by side.
+        evaluator.run_side_by_side([lambda branch, search=search: branch.run(search) for search in searches])
+        tuned = {search.name: search.best_spec for search in searches}
+        evaluator.results.best_optimizers.update({name: spec.to_dict() for name, spec in tuned.items()})
+        evaluator.run(StructureSearch(tuned, steps=budget.structure_steps, num_examples=budget.num_examples,
+                                      attempts=budget.proposal_attempts, limits=self.limits))

@@ -1,9 +1,9 @@
-"""`MetaSearch`: the one base class that owns evaluation of candidate optimizers.
+"""`MetaSearch`: the base of the meta-optimizers (Teleprompters).
 
-Subclasses only choose candidates (in `_run_search`); this class validates input,
-resolves and meters the three LM levels, runs each candidate optimizer on the
-student, scores the program it returns on validation, remembers identical
-candidates so they are never run twice, and assembles the results.
+Subclasses only say which search strategies to run (in `_run_search`); this class validates the
+input, builds the run's runtime (`dspy_meta.runtime.build_runtime`) and its `Evaluator`, scores
+the unoptimized student beside the search, and returns a copy of the student with the best
+program's state.
 """
 
 from __future__ import annotations
@@ -18,28 +18,19 @@ import dspy
 from dspy.teleprompt import Teleprompter
 from tqdm.auto import tqdm
 
-from dspy_meta.evaluation import score_program
-from dspy_meta.meta.adapter_memo import AdapterMemo
-from dspy_meta.meta.budget import MetaBudget
-from dspy_meta.meta.checks import GuardedMetric, TooManyMetricFailures, data_hash, forward_inputs
-from dspy_meta.meta.context import SearchContext
-from dspy_meta.meta.slots import PrioritySlots
-from dspy_meta.meta.storage import RunStore
-from dspy_meta.meta.usage import (
-    LEVELS, BudgetExhausted, CallMemo, PermanentLMError, UsageLimits, UsageMeter, guard_meters,
-)
-from dspy_meta.redact import is_secret_setting, redact
+from dspy_meta.errors import BudgetExhausted, PermanentLMError, RunFailed
+from dspy_meta.runtime.checks import GuardedMetric, data_hash, forward_inputs
+from dspy_meta.runtime.factory import build_runtime
+from dspy_meta.runtime.redact import is_secret_setting, redact
+from dspy_meta.runtime.storage import RunStore
+from dspy_meta.runtime.usage import UsageLimits
+from dspy_meta.search.budget import MetaBudget
+from dspy_meta.search.evaluator import Evaluator
+from dspy_meta.search.screening import Screen
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MetaSearch", "SearchContext", "RunFailed", "split_trainset"]
-
-# Who gets a freed LM slot first: the few calls the search waits on in turn, then bulk evaluation.
-_PRIORITY = {"meta": 0, "optimizer": 1, "program": 2}
-
-
-class RunFailed(RuntimeError):
-    """The run stopped on an error retrying cannot fix; finished work is in the run_dir checkpoint."""
+__all__ = ["MetaSearch", "split_trainset"]
 
 
 def split_trainset(trainset: list) -> tuple[list, list]:
@@ -49,16 +40,6 @@ def split_trainset(trainset: list) -> tuple[list, list]:
     valset_size = min(1000, max(1, int(len(trainset) * 0.80)))
     cutoff = len(trainset) - valset_size
     return trainset[:cutoff], trainset[cutoff:]
-
-
-def _baseline_score(student, valset, metric: GuardedMetric, num_threads, lm) -> float | None:
-    """The unoptimized student's validation score; None when the metric failed on too many examples."""
-    metric.reset()
-    try:
-        return score_program(student, valset, metric, num_threads=num_threads, lm=lm)
-    except TooManyMetricFailures as exc:
-        logger.warning("could not score the unoptimized program: %s", exc)
-        return None
 
 
 def _lm_identity(lm) -> str:
@@ -106,8 +87,8 @@ class MetaSearch(Teleprompter):
 
     # -- what subclasses write ---------------------------------------------------
     @abstractmethod
-    def _run_search(self, ctx: SearchContext, budget: MetaBudget) -> None:
-        """Propose and evaluate candidates through `ctx.evaluate` / `ctx.reject` / `ctx.propose`."""
+    def _run_search(self, evaluator: Evaluator, budget: MetaBudget) -> None:
+        """Run the search strategies through `evaluator.run` (or `run_side_by_side`)."""
 
     def _planned_candidates(self, budget: MetaBudget) -> int | None:
         return None
@@ -147,73 +128,61 @@ class MetaSearch(Teleprompter):
         metric.probe(valset[0])
         if len(valset) > budget.max_valset:
             valset = random.Random(seed).sample(valset, budget.max_valset)
-        task_lm = self.task_model or dspy.settings.lm
-        if task_lm is None:
+        program_lm = self.task_model or dspy.settings.lm
+        if program_lm is None:
             raise ValueError("no program LM: pass task_model=... or call dspy.configure(lm=...) before compile")
-        prompt_lm = self.prompt_model or task_lm
-        meta_lm = self.meta_model or prompt_lm
-        store = None
-        if self.run_dir is not None:
-            store = RunStore(self.run_dir)
-            fingerprint = {"optimizer": type(self).__name__, "seed": seed, "budget": budget.to_dict(),
-                           "trainset": data_hash(trainset), "valset": data_hash(valset),
-                           "student": data_hash(student.dump_state()),
-                           "lms": [_lm_identity(lm) for lm in (task_lm, prompt_lm, meta_lm)],
-                           "metric": getattr(self.metric, "__qualname__", type(self.metric).__qualname__),
-                           "max_metric_failures": self.max_metric_failures,
-                           "usage_limits": repr(limits), **self._fingerprint(budget)}
-            if store.open(fingerprint):
-                logger.info("resuming the run in %s", self.run_dir)
-        meters = {level: UsageMeter(level) for level in LEVELS}
-        guard_meters(meters, limits)
-        memo = CallMemo(checkpointed=store is not None)  # without a run_dir nothing is saved
-        # One thread budget for the whole run: at most this many LM requests in flight, at all levels.
-        slots = PrioritySlots(self.num_threads or dspy.settings.num_threads or 1)
+        optimizer_lm = self.prompt_model or program_lm
+        meta_lm = self.meta_model or optimizer_lm
+        lms = {"program": program_lm, "optimizer": optimizer_lm, "meta": meta_lm}
+        store = self._open_store(seed, budget, limits, trainset, valset, student, lms)
+        runtime = build_runtime(lms, metric=metric, num_threads=self.num_threads, limits=limits, store=store)
         with tqdm(total=self._planned_candidates(budget), desc=type(self).__name__, unit="candidate",
                   disable=not self.display_progress) as progress:
-            lms = {level: meters[level].attach(lm, memo, slots.at(_PRIORITY[level]))
-                   for level, lm in (("program", task_lm), ("optimizer", prompt_lm), ("meta", meta_lm))}
-            ctx = SearchContext(
-                metric=metric, student=student, trainset=trainset, valset=valset, task_lm=lms["program"],
-                prompt_lm=lms["optimizer"], meta_lm=lms["meta"], num_threads=self.num_threads, seed=seed,
-                meters=meters, progress=progress, store=store, memo=memo,
-                screen_size=budget.screen_size, screen_confidence=budget.screen_confidence_pct / 100,
-            )
-            ctx.results.valset_size, ctx.results.seed = len(valset), seed
+            evaluator = Evaluator(runtime, student, trainset, valset, seed, progress=progress,
+                                  screen=Screen(budget.screen_size, budget.screen_confidence_pct / 100, seed))
+            evaluator.results.valset_size, evaluator.results.seed = len(valset), seed
             try:
-                adapter = AdapterMemo().wrap(dspy.settings.adapter or dspy.ChatAdapter())
-                with dspy.context(lm=ctx.task_lm, adapter=adapter, disable_history=False):
-                    self._search_and_score_baseline(ctx, budget)
+                with runtime.activate():
+                    self._search_and_score_baseline(evaluator, budget)
             except BudgetExhausted as stop:
                 logger.warning("stopping: %s; returning the best program found so far", stop)
-                ctx.results.stopped_reason = f"budget: {stop}"
+                evaluator.results.stopped_reason = f"budget: {stop}"
             except PermanentLMError as stop:
                 where = f" Finished work is saved in {self.run_dir}." if self.run_dir else ""
                 raise RunFailed(f"{stop}. The run stopped.{where}") from stop.error
-        return self._finish(student, ctx)
+        return self._finish(student, evaluator)
 
-    def _search_and_score_baseline(self, ctx: SearchContext, budget: MetaBudget) -> None:
+    def _open_store(self, seed, budget, limits, trainset, valset, student, lms) -> RunStore | None:
+        """The run's checkpoint folder, refused when it belongs to other settings (None without run_dir)."""
+        if self.run_dir is None:
+            return None
+        store = RunStore(self.run_dir)
+        fingerprint = {"optimizer": type(self).__name__, "seed": seed, "budget": budget.to_dict(),
+                       "trainset": data_hash(trainset), "valset": data_hash(valset),
+                       "student": data_hash(student.dump_state()),
+                       "lms": [_lm_identity(lm) for lm in lms.values()],
+                       "metric": getattr(self.metric, "__qualname__", type(self.metric).__qualname__),
+                       "max_metric_failures": self.max_metric_failures,
+                       "usage_limits": repr(limits), **self._fingerprint(budget)}
+        if store.open(fingerprint):
+            logger.info("resuming the run in %s", self.run_dir)
+        return store
+
+    def _search_and_score_baseline(self, evaluator: Evaluator, budget: MetaBudget) -> None:
         """Score the unoptimized student and run the search; side by side when threads allow,
         since nothing in the search needs the baseline score."""
-        def score_baseline(branch: SearchContext) -> None:
-            ctx.results.baseline_score = branch.checkpointed("baseline", "baseline", lambda: _baseline_score(
-                branch.student, branch.valset, branch.metric, self.num_threads, branch.task_lm))
+        def score_baseline(branch: Evaluator) -> None:
+            evaluator.results.baseline_score = branch.score_baseline()
 
-        if not ctx.concurrent:
-            score_baseline(ctx)
-            ctx.start_recording()  # candidates' usage excludes the baseline's
-            self._run_search(ctx, budget)
-            return
-        ctx.run_branches([score_baseline, lambda branch: self._run_search(branch, budget)],
-                         lambda branch, part: part(branch))
+        evaluator.run_side_by_side([score_baseline, lambda branch: self._run_search(branch, budget)])
 
-    def _finish(self, student, ctx: SearchContext):
-        results = ctx.results
-        results.usage = ctx.usage()
+    def _finish(self, student, evaluator: Evaluator):
+        results = evaluator.results
+        results.usage = evaluator.runtime.usage()
         baseline = results.baseline_score
-        best = ctx.best_program
+        best = evaluator.best_program
         program = student.deepcopy()
-        if best is not None and best[1] is not None and (baseline is None or best[0] > baseline):
+        if best is not None and best[1] is not None and evaluator.acceptance.accepts(best[0], baseline):
             for target, source in zip(program.predictors(), best[1].predictors(), strict=True):
                 target.load_state(source.dump_state())
         else:

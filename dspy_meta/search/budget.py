@@ -1,19 +1,24 @@
-"""Budgets of a meta-optimization run, as one dataclass that loads from YAML."""
+"""Budgets of a meta-optimization run: one strict model that loads from a dict or YAML."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
 import yaml
+from pydantic import Field
+
+from dspy_meta.errors import ConfigError
+from dspy_meta.runtime.schema import StrictModel, validated
 
 __all__ = ["MetaBudget", "AUTO_BUDGETS"]
 
+_Steps = Annotated[int, Field(ge=0)]
+_Positive = Annotated[int, Field(ge=1)]
 
-@dataclass(frozen=True)
-class MetaBudget:
+
+class MetaBudget(StrictModel):
     """How much work each stage may do.
 
     Attributes:
@@ -31,39 +36,23 @@ class MetaBudget:
         mipro_candidates / mipro_trials: the default MIPROv2 input's budget.
     """
 
-    prompt_steps: int = 2
-    structure_steps: int = 2
-    num_examples: int = 5
-    proposal_attempts: int = 2
-    screen_size: int = 0
-    screen_confidence_pct: int = 90
-    max_valset: int = 100
-    copro_breadth: int = 4
-    copro_depth: int = 2
-    mipro_candidates: int = 4
-    mipro_trials: int = 6
+    _what: ClassVar[str] = "budget"
 
-    def __post_init__(self):
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise ValueError(f"budget {f.name!r} must be an integer, got {value!r}")
-            low = 0 if f.name.endswith("_steps") or f.name.startswith("screen_") else 1
-            if f.name == "copro_breadth":
-                low = 2
-            if value < low:
-                raise ValueError(f"budget {f.name!r} must be >= {low}, got {value}")
-        if not 50 <= self.screen_confidence_pct <= 99:
-            raise ValueError(f"budget 'screen_confidence_pct' must be between 50 and 99, got {self.screen_confidence_pct}")
+    prompt_steps: _Steps = 2
+    structure_steps: _Steps = 2
+    num_examples: _Positive = 5
+    proposal_attempts: _Positive = 2
+    screen_size: _Steps = 0
+    screen_confidence_pct: Annotated[int, Field(ge=50, le=99)] = 90
+    max_valset: _Positive = 100
+    copro_breadth: Annotated[int, Field(ge=2)] = 4
+    copro_depth: _Positive = 2
+    mipro_candidates: _Positive = 4
+    mipro_trials: _Positive = 6
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MetaBudget:
-        if not isinstance(data, Mapping):
-            raise ValueError(f"a budget must be a mapping, got {type(data).__name__}")
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown budget key(s) {sorted(unknown)}; known: {sorted(f.name for f in fields(cls))}")
-        return cls(**data)
+        return validated(cls, data)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> MetaBudget:
@@ -75,11 +64,8 @@ class MetaBudget:
     def from_auto(cls, auto: str) -> MetaBudget:
         try:
             return AUTO_BUDGETS[auto]
-        except KeyError:
-            raise ValueError(f"auto must be one of {sorted(AUTO_BUDGETS)} or None, got {auto!r}") from None
-
-    def to_dict(self) -> dict[str, int]:
-        return asdict(self)
+        except (KeyError, TypeError):
+            raise ConfigError(f"auto must be one of {sorted(AUTO_BUDGETS)} or None, got {auto!r}") from None
 
 
 # Validation sizes follow MIPROv2's light/medium/heavy (100/300/1000).

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from dspy_meta._files import write_atomic
+from dspy_meta.runtime.files import write_atomic
 
 __all__ = ["RunStore"]
 

@@ -5,13 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from dspy_meta.meta.usage import LevelUsage
+from dspy_meta.runtime.usage import LevelUsage
 
 __all__ = ["CandidateRecord", "MetaResults"]
-
-IMPROVED = "improved on the best so far"
-NOT_BETTER = "did not beat the best so far"
-
 
 @dataclass
 class CandidateRecord:
@@ -22,9 +18,10 @@ class CandidateRecord:
     """
 
     index: int
-    stage: str  # "initial:<name>", "prompt:<name>" or "structure"
+    stage: str  # "initial:<name>", "prompt:<name>", "structure-init:<name>" or "structure"
     plan: dict[str, Any] | None
     score: float | None = None
+    lineage: str = ""  # the search it belongs to, whose best so far it was judged against
     best_before: float | None = None
     accepted: bool = False
     reason: str = ""
@@ -32,18 +29,9 @@ class CandidateRecord:
     reused: bool = False  # identical to an earlier candidate: its score was reused, nothing re-run
     usage: dict[str, LevelUsage] = field(default_factory=dict)
 
-    def judge(self, best_before: float | None) -> None:
-        """Accept or not against `best_before` (the best score before this candidate)."""
-        self.best_before = best_before
-        if self.score is None:
-            return
-        self.accepted = best_before is None or self.score > best_before
-        if not self.reason or self.reason in (IMPROVED, NOT_BETTER):
-            self.reason = IMPROVED if self.accepted else NOT_BETTER
-
     def to_dict(self) -> dict[str, Any]:
         return {"index": self.index, "stage": self.stage, "plan": self.plan, "score": self.score,
-                "best_before": self.best_before, "accepted": self.accepted, "reason": self.reason,
+                "lineage": self.lineage, "best_before": self.best_before, "accepted": self.accepted, "reason": self.reason,
                 "analysis": self.analysis, "reused": self.reused,
                 "usage": {level: u.to_dict() for level, u in self.usage.items()}}
 

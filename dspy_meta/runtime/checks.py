@@ -12,11 +12,12 @@ from typing import Any
 
 import dspy
 
-from dspy_meta.redact import redact
+from dspy_meta.errors import TooManyMetricFailures
+from dspy_meta.runtime.redact import redact
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["GuardedMetric", "TooManyMetricFailures", "forward_inputs", "data_hash"]
+__all__ = ["GuardedMetric", "forward_inputs", "data_hash"]
 
 
 def forward_inputs(student: dspy.Module) -> set[str]:
@@ -34,13 +35,6 @@ def data_hash(data: Any) -> str:
         json.dumps([example.toDict() if isinstance(example, dspy.Example) else repr(example) for example in data],
                    sort_keys=True, default=repr)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-class TooManyMetricFailures(BaseException):
-    """The metric raised on more examples than allowed; fails the candidate being scored.
-
-    A BaseException so that DSPy's evaluator, which turns exceptions into zero scores, lets it through.
-    """
 
 
 class GuardedMetric:

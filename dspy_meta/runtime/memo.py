@@ -17,7 +17,7 @@ import threading
 import weakref
 from typing import Any
 
-from dspy_meta.redact import is_secret_setting, redact
+from dspy_meta.runtime.redact import is_secret_setting, redact
 
 __all__ = ["CallMemo", "NotPlain", "copy_answer", "freeze", "is_client_setting", "lm_identity"]
 

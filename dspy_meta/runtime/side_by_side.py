@@ -7,7 +7,7 @@ from typing import Any
 
 from dspy.utils.parallelizer import ParallelExecutor
 
-from dspy_meta._tqdm_guard import concurrent_tqdm
+from dspy_meta.runtime.tqdm_guard import concurrent_tqdm
 
 __all__ = ["side_by_side"]
 

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import dspy
 
-from dspy_meta.optimizers.base import lm_scope
+__all__ = ["score_program", "lm_scope"]
 
-__all__ = ["score_program"]
+
+@contextmanager
+def lm_scope(lm: dspy.BaseLM | None) -> Iterator[None]:
+    """`dspy.context(lm=lm)` when an LM is given; otherwise leave the context alone."""
+    if lm is None:
+        yield
+    else:
+        with dspy.context(lm=lm):
+            yield
 
 
 def score_program(program: dspy.Module, devset: list, metric: Callable, *, num_threads: int | None = None,

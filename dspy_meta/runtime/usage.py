@@ -11,45 +11,24 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Annotated, Any, ClassVar
 
 import dspy
+from pydantic import Field
 from dspy.utils.exceptions import (
     LMAuthError, LMBillingError, LMConfigurationError, LMUnsupportedModelError, is_retryable_lm_error,
 )
 
-from dspy_meta._subclass import SubclassFactory
-from dspy_meta.meta.memo import CallMemo
-from dspy_meta.redact import redact
+from dspy_meta.errors import BudgetExhausted, PermanentLMError, RunHalted
+from dspy_meta.runtime.memo import CallMemo
+from dspy_meta.runtime.schema import StrictModel, validated
+from dspy_meta.runtime.subclass import SubclassFactory
 
-__all__ = ["LEVELS", "LevelUsage", "UsageLimits", "UsageMeter", "CallMemo", "StopRun", "BudgetExhausted",
-           "PermanentLMError", "RunHalted"]
+__all__ = ["LEVELS", "LevelUsage", "UsageLimits", "UsageMeter", "guard_meters"]
 
 LEVELS = ("program", "optimizer", "meta")
 _PERMANENT_ERRORS = (LMAuthError, LMBillingError, LMConfigurationError, LMUnsupportedModelError)
-
-
-class StopRun(BaseException):
-    """Ends a meta-optimization run from deep inside DSPy code.
-
-    A BaseException, like KeyboardInterrupt, so that the ``except Exception`` blocks of
-    DSPy's evaluator and of the inner optimizers let it through.
-    """
-
-
-class BudgetExhausted(StopRun):
-    """A usage limit was reached; the run stops cleanly with the best program so far."""
-
-
-class PermanentLMError(StopRun):
-    """An LM failed in a way retrying cannot fix (authentication, billing, unknown model),
-    or stayed unavailable after DSPy's retries (rate limits, timeouts, connection errors)."""
-
-    def __init__(self, level: str, error: BaseException, *, how: str = "failed permanently"):
-        super().__init__(f"the {level} LM {how}: {type(error).__name__}: {redact(error)}")
-        self.level = level
-        self.error = error
 
 
 @dataclass
@@ -71,13 +50,20 @@ class LevelUsage:
         return LevelUsage(self.calls - other.calls, self.input_tokens - other.input_tokens,
                           self.output_tokens - other.output_tokens, cost)
 
+    def plus(self, other: LevelUsage) -> LevelUsage:
+        cost = None if self.cost is None and other.cost is None else (self.cost or 0.0) + (other.cost or 0.0)
+        return LevelUsage(self.calls + other.calls, self.input_tokens + other.input_tokens,
+                          self.output_tokens + other.output_tokens, cost)
+
     @property
     def tokens(self) -> int:
         return self.input_tokens + self.output_tokens
 
 
-@dataclass(frozen=True)
-class UsageLimits:
+_Cap = Annotated[int | None, Field(default=None, ge=0, strict=True)]
+
+
+class UsageLimits(StrictModel):
     """Hard caps on LM use; None means no cap. Tokens count input plus output.
 
     When a cap is reached no new call starts: the run stops and returns the best
@@ -85,28 +71,21 @@ class UsageLimits:
     the calls running in parallel at that moment.
     """
 
-    program_calls: int | None = None
-    optimizer_calls: int | None = None
-    meta_calls: int | None = None
-    total_calls: int | None = None
-    program_tokens: int | None = None
-    optimizer_tokens: int | None = None
-    meta_tokens: int | None = None
-    total_tokens: int | None = None
-    total_cost: float | None = None  # dollars, where litellm knows the price
+    _what: ClassVar[str] = "usage limit"
 
-    def __post_init__(self):
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
-                raise ValueError(f"usage limit {f.name!r} must be a non-negative number or None, got {value!r}")
+    program_calls: _Cap = None
+    optimizer_calls: _Cap = None
+    meta_calls: _Cap = None
+    total_calls: _Cap = None
+    program_tokens: _Cap = None
+    optimizer_tokens: _Cap = None
+    meta_tokens: _Cap = None
+    total_tokens: _Cap = None
+    total_cost: Annotated[float | None, Field(default=None, ge=0, strict=False)] = None  # dollars, where litellm knows the price
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> UsageLimits:
-        unknown = set(data) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown usage limit(s) {sorted(unknown)}; known: {[f.name for f in fields(cls)]}")
-        return cls(**data)
+        return validated(cls, data, "usage limit")
 
     def exceeded(self, usage: Mapping[str, LevelUsage]) -> str | None:
         """A sentence naming the first cap reached, or None."""
@@ -123,10 +102,6 @@ class UsageLimits:
             if cap is not None and value >= cap:
                 return f"total {kind} limit {cap} reached ({value:g} used)"
         return None
-
-
-class RunHalted(StopRun):
-    """Another part of the run, running alongside, stopped it (see `UsageMeter.halt_run`)."""
 
 
 class _Guard:
@@ -277,5 +252,3 @@ def guard_meters(meters: Mapping[str, UsageMeter], limits: UsageLimits | None) -
     for meter in meters.values():
         meter.guard = guard
 
-
-__all__ += ["guard_meters"]

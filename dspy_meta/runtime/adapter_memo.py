@@ -18,12 +18,14 @@ DSPy's) is left alone, since its formatting may depend on more than its argument
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
+import cachetools
 import dspy
 
-from dspy_meta._subclass import SubclassFactory
-from dspy_meta.meta.memo import CallMemo, NotPlain, copy_answer, freeze, lm_identity
+from dspy_meta.runtime.subclass import SubclassFactory
+from dspy_meta.runtime.memo import CallMemo, NotPlain, copy_answer, freeze, lm_identity
 
 __all__ = ["AdapterMemo"]
 
@@ -64,18 +66,32 @@ def _formats_as_dspy(cls: type) -> bool:
 _MAX_CACHED = 4096  # formatted messages kept per adapter: a signature made anew per call must not pile up
 
 
-def _bounded(cache: dict) -> dict:
-    if len(cache) >= _MAX_CACHED:
-        cache.clear()
-    return cache
+class _LRU:
+    """A bounded least-recently-used cache that threads may share (cachetools' is not thread-safe)."""
+
+    def __init__(self, size: int = _MAX_CACHED):
+        self._cache = cachetools.LRUCache(maxsize=size)
+        self._lock = threading.Lock()
+
+    def get(self, key) -> Any:
+        with self._lock:
+            return self._cache.get(key)
+
+    def put(self, key, value) -> Any:
+        with self._lock:
+            self._cache[key] = value
+        return value
+
+    def __len__(self) -> int:
+        return len(self._cache)
 
 
-def _per_signature(cache: dict, signature, compute) -> Any:
+def _per_signature(cache: _LRU, signature, compute) -> Any:
     """`compute(signature)`, once per signature class and docstring (DSPy derives a new class for
     every change of fields; instructions can be set in place)."""
     entry = cache.get(signature)
     if entry is None or entry[0] is not signature.__doc__:
-        entry = _bounded(cache)[signature] = (signature.__doc__, compute(signature))
+        entry = cache.put(signature, (signature.__doc__, compute(signature)))
     return entry[1]
 
 
@@ -104,7 +120,7 @@ def _memo_methods(base: type) -> dict:
         cache = self._dspy_meta_demo_messages
         messages = cache.get(key)
         if messages is None:
-            messages = _bounded(cache)[key] = base.format_demos(self, signature, demos)
+            messages = cache.put(key, base.format_demos(self, signature, demos))
         return copy_answer(messages)
 
     methods = {"__call__": __call__}
@@ -121,7 +137,7 @@ class AdapterMemo:
 
     def __init__(self):
         self.answers = CallMemo(checkpointed=False)
-        self._signatures: dict[type, tuple] = {}  # signature class -> (its docstring, description)
+        self._signatures = _LRU()  # signature class -> (its docstring, description)
 
     def describe(self, signature) -> tuple:
         """`describe_signature`, cached per class (asked on every call)."""
@@ -135,6 +151,6 @@ class AdapterMemo:
         """A copy of `adapter` (same class to `isinstance`) that answers repeated calls from the memo."""
         wrapped = _MEMOIZING.copy_of(adapter)
         wrapped._dspy_meta_memo = self
-        wrapped._dspy_meta_system_messages = {}  # signature class -> (its docstring, system message)
-        wrapped._dspy_meta_demo_messages = {}  # (signature class, frozen demos) -> demo messages
+        wrapped._dspy_meta_system_messages = _LRU()  # signature class -> (its docstring, system message)
+        wrapped._dspy_meta_demo_messages = _LRU()  # (signature class, frozen demos) -> demo messages
         return wrapped

@@ -1,0 +1,243 @@
+"""`Evaluator`: runs, scores, screens, replays and judges the candidates search strategies propose.
+
+The whole life of one candidate is in this file: a strategy's `ask` proposes it; `evaluate`
+recognises it if an identical plan ran before, else runs the plan on a copy of the student
+(or replays the checkpointed run), screens it on a minibatch, scores it on validation, judges
+it with the one acceptance rule against the best so far of its search (its *lineage*) and of
+the run, records it with its usage, and the strategy is told (`tell`). Strategies only choose
+candidates; this class owns everything else, so any driver (a loop here, a queue of workers)
+can run the same strategies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import dspy
+
+from dspy_meta.errors import TooManyMetricFailures
+from dspy_meta.plans.composite import CompositeOptimizer
+from dspy_meta.plans.nodes import PlanNode
+from dspy_meta.runtime.factory import Runtime
+from dspy_meta.runtime.redact import redact
+from dspy_meta.runtime.scoring import score_program
+from dspy_meta.runtime.usage import LEVELS, LevelUsage
+from dspy_meta.search.acceptance import AcceptanceRule, ImprovesOnBest
+from dspy_meta.search.candidates import Candidate, Rejection
+from dspy_meta.search.proposals import Proposer
+from dspy_meta.search.results import CandidateRecord, MetaResults
+from dspy_meta.search.screening import Screen
+from dspy_meta.search.strategies.base import SearchStrategy
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Evaluator"]
+
+
+def _plan_key(plan: PlanNode) -> str:
+    return json.dumps(plan.to_dict(), sort_keys=True)
+
+
+def _added(a: dict[str, LevelUsage], b: dict[str, LevelUsage]) -> dict[str, LevelUsage]:
+    zero = LevelUsage()
+    return {level: a.get(level, zero).plus(b.get(level, zero)) for level in LEVELS}
+
+
+@dataclass
+class Evaluator:
+    """Owns evaluation and the best so far; strategies only propose (see the module doc)."""
+
+    runtime: Runtime
+    student: dspy.Module
+    trainset: list
+    valset: list
+    seed: int
+    screen: Screen = field(default_factory=Screen)
+    acceptance: AcceptanceRule = field(default_factory=ImprovesOnBest)
+    progress: Any = None  # a tqdm bar over candidates, or None
+    results: MetaResults = field(default_factory=MetaResults)
+    _programs: dict[str, tuple[float | None, dspy.Module | None, str]] = field(default_factory=dict)
+    _incumbents: dict[str, float] = field(default_factory=dict)  # lineage -> its best score so far
+    _best: tuple[float, dspy.Module] | None = None
+    _progress_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def proposer(self) -> Proposer:
+        return Proposer(self.runtime, self.trainset, self.seed)
+
+    @property
+    def best_program(self) -> tuple[float, dspy.Module] | None:
+        return self._best
+
+    # -- driving strategies ------------------------------------------------------------
+    def run(self, strategy: SearchStrategy) -> SearchStrategy:
+        """The ask/tell loop: evaluate what the strategy asks for until it asks for nothing."""
+        while batch := strategy.ask(self.proposer):
+            strategy.tell(self.evaluate(batch))
+        return strategy
+
+    def run_side_by_side(self, parts: Sequence[Callable[[Evaluator], Any]]) -> list:
+        """``[part(self) for part in parts]``, at once when threads allow, each part in its own branch.
+
+        Records are merged in part order, as if the parts had run one after another, so results do
+        not depend on the thread count (only the split of usage between candidates may, when two
+        parts need the same LM answer at once).
+        """
+        if len(parts) <= 1 or not self.runtime.concurrent:
+            return [part(self) for part in parts]
+        return self.runtime.side_by_side(list(parts), lambda branch, part: part(branch), make_branch=self._branch,
+                                         before_raise=self._merge)
+
+    def evaluate(self, batch: Sequence[Candidate | Rejection]) -> list[CandidateRecord]:
+        """Record every item of a batch, in order: rejections as they are; candidates run (side by side
+        when there are several and threads allow), then judged in order, each against those before it."""
+        records: list[CandidateRecord | None] = [self._reject(item) if isinstance(item, Rejection) else None
+                                                 for item in batch]
+        candidates = [(i, item) for i, item in enumerate(batch) if isinstance(item, Candidate)]
+        # Screening compares with the best as the batch began, so it does not depend on the run order.
+        best_at_start = {c.lineage: self._incumbents.get(c.lineage) for _, c in candidates}
+        if len(candidates) > 1 and self.runtime.concurrent:
+            def run_one(branch: Evaluator, candidate: Candidate):
+                return branch._run(candidate, best_at_start[candidate.lineage])
+
+            scored = self.runtime.side_by_side([c for _, c in candidates], run_one, make_branch=self._branch,
+                                               before_raise=self._merge)
+            for (i, _), (record, program) in zip(candidates, scored, strict=True):
+                self._judge(record, program)
+                records[i] = record
+        else:
+            for i, candidate in candidates:
+                record, program = self._run(candidate, best_at_start[candidate.lineage])
+                self._judge(record, program)
+                records[i] = record
+        return records
+
+    def score_baseline(self) -> float | None:
+        """The unoptimized student's validation score (checkpointed); None when the metric failed too often."""
+        def score() -> float | None:
+            self.runtime.metric.reset()
+            try:
+                return score_program(self.student, self.valset, self.runtime.metric,
+                                     num_threads=self.runtime.num_threads, lm=self.runtime.program_lm)
+            except TooManyMetricFailures as exc:
+                logger.warning("could not score the unoptimized program: %s", exc)
+                return None
+
+        return self.runtime.checkpointed("baseline", "baseline", score)
+
+    # -- one candidate ---------------------------------------------------------------
+    def _run(self, candidate: Candidate, best: float | None) -> tuple[CandidateRecord, dspy.Module | None]:
+        """Run or recognise a candidate and record it, unjudged."""
+        key = _plan_key(candidate.plan)
+        record = CandidateRecord(index=len(self.results.candidates), stage=candidate.stage,
+                                 plan=candidate.plan.to_dict(), lineage=candidate.lineage,
+                                 analysis=candidate.analysis)
+        before = self.runtime.usage()
+        if key in self._programs:
+            record.score, program, record.reason = self._programs[key]
+            record.reused = True
+        else:
+            record.score, program, record.reason = self._checkpointed_run(candidate, key, best)
+            self._programs[key] = (record.score, program, record.reason)
+        spent = {level: u.minus(before[level]) for level, u in self.runtime.usage().items()}
+        record.usage = _added(candidate.usage, spent)
+        self.results.candidates.append(record)
+        self._advance_progress()
+        return record, program
+
+    def _checkpointed_run(self, candidate: Candidate, key: str, best: float | None):
+        """(score, program, reason) of a plan: from the checkpoint when it finished before, else run it."""
+        def encode(result) -> dict:
+            score, program, reason = result
+            return {"score": score, "reason": reason,
+                    "program_state": program.dump_state() if program is not None else None}
+
+        def decode(saved: dict):
+            program = None
+            if saved["program_state"] is not None:
+                program = self.student.deepcopy()
+                program.load_state(saved["program_state"])
+            return saved["score"], program, saved["reason"]
+
+        return self.runtime.checkpointed("candidates", key, lambda: self._run_plan(candidate, best),
+                                         encode=encode, decode=decode)
+
+    def _run_plan(self, candidate: Candidate, best: float | None):
+        """Run the plan on a copy of the student and score its program; a failure gives no score and its reason."""
+        runtime = self.runtime
+        runtime.metric.reset()
+        try:
+            composite = CompositeOptimizer(candidate.plan, runtime.metric, prompt_model=runtime.optimizer_lm,
+                                           task_model=runtime.program_lm, num_threads=runtime.num_threads,
+                                           seed=self.seed)
+            program = composite.compile(self.student.deepcopy(), trainset=self.trainset, valset=self.valset)
+            screened, reason = self.screen.check(program, best, self.valset, runtime)
+            if screened is not None:  # a minibatch score is not comparable: no validation score
+                return None, program, reason
+            score = score_program(program, self.valset, runtime.metric, num_threads=runtime.num_threads,
+                                  lm=runtime.program_lm)
+            return score, program, ""
+        except (Exception, TooManyMetricFailures) as exc:  # one failing candidate must not end the run
+            reason = f"run failed: {type(exc).__name__}: {redact(exc)}"
+            logger.warning("candidate [%s] %s", candidate.stage, reason)
+            return None, None, reason
+
+    def _judge(self, record: CandidateRecord, program: dspy.Module | None) -> None:
+        """The one place a candidate is accepted or not: against its lineage's best, and the run's."""
+        incumbent = self._incumbents.get(record.lineage)
+        record.best_before = incumbent
+        record.accepted = self.acceptance.accepts(record.score, incumbent)
+        if record.score is not None and not record.reason:
+            record.reason = self.acceptance.reason(record.score, incumbent, record.lineage)
+        if record.accepted:
+            self._incumbents[record.lineage] = record.score
+        if self.acceptance.accepts(record.score, self._best[0] if self._best else None):
+            self._best = (record.score, program)
+            self.results.best_score, self.results.best_plan = record.score, record.plan
+        logger.info("candidate [%s] score=%s: %s", record.stage, record.score, record.reason)
+
+    def _reject(self, rejection: Rejection) -> CandidateRecord:
+        logger.warning("rejected %s proposal: %s", rejection.stage, redact(rejection.reason))
+        record = CandidateRecord(index=len(self.results.candidates), stage=rejection.stage, plan=None,
+                                 lineage=rejection.lineage, best_before=self._incumbents.get(rejection.lineage),
+                                 reason=rejection.reason, usage=_added(rejection.usage, {}))
+        self.results.candidates.append(record)
+        self._advance_progress(planned=1 if rejection.retried else 0)
+        return record
+
+    # -- branches --------------------------------------------------------------------
+    def _branch(self) -> Evaluator:
+        """An evaluator for work beside its siblings: its own runtime branch and records; it knows every
+        candidate evaluated so far and shares the progress bar."""
+        return dataclasses.replace(self, runtime=self.runtime.branch(), results=MetaResults(),
+                                   _programs=dict(self._programs), _incumbents=dict(self._incumbents), _best=None)
+
+    def _merge(self, branches: list[Evaluator]) -> None:
+        """Take the branches' records in branch order, as if they had run one after another."""
+        for branch in branches:
+            for record in branch.results.candidates:
+                record.index = len(self.results.candidates)
+                self.results.candidates.append(record)
+            self._programs.update(branch._programs)
+            self._incumbents.update(branch._incumbents)
+            self.results.best_optimizers.update(branch.results.best_optimizers)
+            if branch._best is not None and self.acceptance.accepts(branch._best[0],
+                                                                    self._best[0] if self._best else None):
+                self._best = branch._best
+                self.results.best_score, self.results.best_plan = branch.results.best_score, branch.results.best_plan
+
+    def _advance_progress(self, *, planned: int = 0) -> None:
+        if self.progress is None:
+            return
+        with self._progress_lock:
+            if planned and self.progress.total is not None:
+                self.progress.total += planned
+                self.progress.refresh()
+            self.progress.update(1)
+            self.progress.set_postfix(best=self.results.best_score)
