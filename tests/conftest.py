@@ -8,7 +8,10 @@ import dspy
 import pytest
 
 from dspy_meta.testing import Rule, ScriptedEngine
-from dspy_meta.testing.toy_task import MAGIC_WORD, Shout, shout_examples, shout_metric, shout_program_responder
+from dspy_meta.testing.toy_task import (
+    MAGIC_WORD, Shout, aligning_meta_responder, shout_examples, shout_metric, shout_optimizer_responder,
+    shout_program_responder,
+)
 
 COPRO_PROPOSAL = {"proposed_instruction": f"Reply in {MAGIC_WORD}.", "proposed_prefix_for_output_field": "Answer:"}
 
@@ -50,3 +53,18 @@ def student():
 @pytest.fixture
 def metric():
     return shout_metric
+
+
+@pytest.fixture
+def engines():
+    """Program LM that needs the magic word, optimizer LM that finds it only when its prompt mentions
+    shouting, meta LM that aligns prompts with the task."""
+    return (ScriptedEngine(lambda c: shout_program_responder(c, demos_help=False), model="program"),
+            ScriptedEngine(shout_optimizer_responder, model="optimizer"),
+            ScriptedEngine(aligning_meta_responder, model="meta"))
+
+
+@pytest.fixture
+def lms(engines):
+    program, optimizer, meta = engines
+    return {"task_model": program.as_lm(), "prompt_model": optimizer.as_lm(), "meta_model": meta.as_lm()}

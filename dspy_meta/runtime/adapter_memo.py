@@ -147,6 +147,11 @@ class AdapterMemo:
     def hits(self) -> int:
         return self.answers.hits
 
+    @staticmethod
+    def cached_messages(adapter) -> dict[str, int]:
+        """How many system messages and demo-message sets a wrapped adapter holds (they are bounded)."""
+        return {"system": len(adapter._dspy_meta_system_messages), "demos": len(adapter._dspy_meta_demo_messages)}
+
     def wrap(self, adapter) -> Any:
         """A copy of `adapter` (same class to `isinstance`) that answers repeated calls from the memo."""
         wrapped = _MEMOIZING.copy_of(adapter)

@@ -181,7 +181,7 @@ class CallMemo:
             return None
         return identity, request
 
-    def _stable_key(self, key: tuple) -> str | None:
+    def stable_key(self, key: tuple) -> str | None:
         # A hash: checkpoints must never hold a secret, and prompts can be long.
         identity, request = key
         stable = self.identity.stable.get(identity)
@@ -197,7 +197,7 @@ class CallMemo:
                 json.dumps(answer)
             except (TypeError, ValueError):
                 continue
-            pairs.append([self._stable_key(key), answer])
+            pairs.append([self.stable_key(key), answer])
         return pairs
 
     def load(self, pairs: list[list]) -> None:
@@ -242,7 +242,7 @@ class CallMemo:
 
     def _from_checkpoint(self, key):
         """A saved answer to `key` (moved into the memo), what another thread holds for it, or _MISSING."""
-        stable_key = self._stable_key(key)
+        stable_key = self.stable_key(key)
         with self._lock:  # one taker per saved answer; the others find it in the memo
             found = self._answers.get(key, _MISSING)
             if found is _MISSING:

@@ -29,6 +29,18 @@ class PrioritySlots:
         self._waiting: list[tuple[int, int, threading.Event]] = []  # heap of (priority, arrival, wake-up)
         self._arrivals = itertools.count()
 
+    @property
+    def free(self) -> int:
+        """Slots not taken."""
+        with self._lock:
+            return self._free
+
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for a slot."""
+        with self._lock:
+            return len(self._waiting)
+
     def at(self, priority: int) -> _Slot:
         return _Slot(self, priority)
 

@@ -123,7 +123,7 @@ def test_saved_keys_depend_on_values_not_on_object_identity():
                                       {"role": "user", "content": "".join(["hello "] * 50)}]})
     lm = _ProviderLM()
     first, second = memo.key(lm, *same_object), memo.key(lm, *equal_copies)
-    assert first == second and memo._stable_key(first) == memo._stable_key(second)
+    assert first == second and memo.stable_key(first) == memo.stable_key(second)
 
 
 def test_another_engine_on_the_same_lm_object_is_another_lm():
@@ -162,5 +162,5 @@ def test_saved_keys_tell_unhashable_engines_of_different_kinds_apart():
     for engine in (EngineA(), EngineB()):
         lm = _ProviderLM()
         lm.engine = engine
-        keys.append(memo._stable_key(memo.key(lm, *request)))
+        keys.append(memo.stable_key(memo.key(lm, *request)))
     assert keys[0] != keys[1]

@@ -1,4 +1,3 @@
-import pytest
 
 from dspy_meta import MetaTeleprompter
 from dspy_meta.teleprompters import MetaBudget
@@ -9,21 +8,6 @@ from dspy_meta.testing.toy_task import (
 
 TINY = MetaBudget(prompt_steps=1, structure_steps=1, copro_breadth=2, copro_depth=1, mipro_candidates=2,
                   mipro_trials=2)
-
-
-@pytest.fixture
-def engines():
-    """Program LM that needs the magic word, optimizer LM that finds it only when its prompt mentions
-    shouting, meta LM that aligns prompts with the task."""
-    return (ScriptedEngine(lambda c: shout_program_responder(c, demos_help=False), model="program"),
-            ScriptedEngine(shout_optimizer_responder, model="optimizer"),
-            ScriptedEngine(aligning_meta_responder, model="meta"))
-
-
-@pytest.fixture
-def lms(engines):
-    program, optimizer, meta = engines
-    return {"task_model": program.as_lm(), "prompt_model": optimizer.as_lm(), "meta_model": meta.as_lm()}
 
 
 def toy_engines(program=None, optimizer=None, *, faults=None) -> list[ScriptedEngine]:

@@ -126,7 +126,7 @@ def test_cached_formatting_gives_dspy_s_messages():
         for signature in (first, second, first):
             for shown in (demos, demos[:1], []):
                 assert _messages(wrapped, signature, shown, {"q": "x"}) == _messages(plain, signature, shown, {"q": "x"})
-        assert len(wrapped._dspy_meta_system_messages) == 2 and len(wrapped._dspy_meta_demo_messages) == 6
+        assert AdapterMemo.cached_messages(wrapped) == {"system": 2, "demos": 6}
 
 
 def test_cached_demo_messages_are_copies_and_unusual_demos_are_formatted_as_usual():
@@ -137,7 +137,7 @@ def test_cached_demo_messages_are_copies_and_unusual_demos_are_formatted_as_usua
     assert wrapped.format_demos(signature, demos)[0]["content"] != "changed by a caller"
     odd = [{"q": object(), "answer": "A"}]  # not plain data: no key, no cache
     assert wrapped.format_demos(signature, odd) == dspy.ChatAdapter().format_demos(signature, odd)
-    assert len(wrapped._dspy_meta_demo_messages) == 1
+    assert AdapterMemo.cached_messages(wrapped)["demos"] == 1
 
 
 class _OwnStructure(dspy.ChatAdapter):

@@ -1,6 +1,6 @@
 """A meta-optimization run in its own process, for the crash/resume test.
 
-Usage: python -m tests.meta.resume_job RUN_DIR OUT_JSON
+Usage: python -m tests.teleprompters.resume_job RUN_DIR OUT_JSON
 """
 
 import json

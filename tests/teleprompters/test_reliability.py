@@ -36,7 +36,7 @@ def _outcome(results):
 
 
 def _job(run_dir, out):
-    return [sys.executable, "-m", "tests.meta.resume_job", str(run_dir), str(out)]
+    return [sys.executable, "-m", "tests.teleprompters.resume_job", str(run_dir), str(out)]
 
 
 def test_sigkill_midway_then_resume_gives_the_uninterrupted_result(tmp_path):

@@ -48,7 +48,7 @@ def test_a_freed_slot_goes_to_the_highest_priority_then_first_come():
         thread = threading.Thread(target=wait_for_slot, args=(name, priority))
         thread.start()
         threads.append(thread)
-        _wait_until(lambda: len(slots._waiting) == len(threads))
+        _wait_until(lambda: slots.waiting == len(threads))
     slots.release()
     for thread in threads:
         thread.join(5)
@@ -79,8 +79,8 @@ def test_an_interrupted_waiter_leaves_the_queue_and_loses_no_slot(monkeypatch):
         patched.setattr(threading.Event, "wait", interrupted_wait)
         with pytest.raises(Interrupted):
             slots.acquire(1)
-    assert slots._waiting == []
+    assert slots.waiting == 0
     slots.release()
     with slots.at(2):  # the one slot is free again
-        assert slots._free == 0
-    assert slots._free == 1
+        assert slots.free == 0
+    assert slots.free == 1

@@ -1,0 +1,103 @@
+"""The evaluator owns running, scoring and judging; strategies (driven by any loop) only propose."""
+
+import dspy
+import pytest
+
+from dspy_meta.optimizers import OptimizerSpec
+from dspy_meta.plans import OptimizeStep
+from dspy_meta.runtime import GuardedMetric, build_runtime
+from dspy_meta.search import Candidate, Evaluator, ImprovesOnBest, Rejection, SearchStrategy
+from dspy_meta.testing.toy_task import Shout, shout_metric
+
+BOOTSTRAP = OptimizeStep(OptimizerSpec.create("bootstrap_fewshot", max_bootstrapped_demos=1, max_labeled_demos=0))
+COPRO = OptimizeStep(OptimizerSpec.create("copro", breadth=2, depth=1), ref="copro")
+
+
+class FixedPlans(SearchStrategy):
+    """Asks for given batches in turn and keeps what it is told."""
+
+    def __init__(self, batches):
+        self.batches = list(batches)
+        self.told = []
+
+    def ask(self, proposer):
+        return self.batches.pop(0) if self.batches else []
+
+    def tell(self, records):
+        self.told.append(records)
+
+
+def _evaluator(program_engine, optimizer_engine, shout_data, num_threads=None):
+    lm, opt = program_engine.as_lm(), optimizer_engine.as_lm()
+    runtime = build_runtime({"program": lm, "optimizer": opt, "meta": opt}, metric=GuardedMetric(shout_metric, 3),
+                            num_threads=num_threads)
+    return Evaluator(runtime, Shout(), shout_data[0], shout_data[1], seed=0)
+
+
+def test_an_outside_loop_drives_a_strategy_and_the_evaluator_judges(program_engine, optimizer_engine, shout_data):
+    evaluator = _evaluator(program_engine, optimizer_engine, shout_data)
+    strategy = FixedPlans([[Candidate(COPRO, "first", "mine")],
+                           [Rejection("second", "invalid proposal: not JSON", "mine", retried=True),
+                            Candidate(BOOTSTRAP, "second", "mine")],
+                           [Candidate(COPRO, "third", "other")]])
+    with evaluator.runtime.activate():
+        while batch := strategy.ask(evaluator.proposer):  # the driver is the caller's, not the evaluator's
+            strategy.tell(evaluator.evaluate(batch))
+    first, rejected, second, third = evaluator.results.candidates
+    assert [len(told) for told in strategy.told] == [1, 2, 1]
+    assert first.score == 1.0 and first.accepted and first.reason == "first scored candidate of mine"
+    assert rejected.plan is None and rejected.best_before == 1.0 and not rejected.accepted
+    # Demos do not help the scripted program: bootstrapping alone scores 0 and is judged against its lineage.
+    assert second.score == 0.0 and not second.accepted and second.best_before == 1.0
+    assert second.reason == "did not beat the best of mine so far (1.000)"
+    # An identical plan in another lineage is recognised, not re-run, and is that lineage's first.
+    assert third.reused and third.score == 1.0 and third.accepted and third.usage["program"].calls == 0
+    assert evaluator.best_program[0] == 1.0 and evaluator.results.best_score == 1.0
+
+
+def test_a_batch_runs_side_by_side_with_the_same_records_as_in_turn(program_engine, optimizer_engine, shout_data):
+    def records(num_threads):
+        evaluator = _evaluator(program_engine, optimizer_engine, shout_data, num_threads)
+        with evaluator.runtime.activate():
+            evaluator.run(FixedPlans([[Candidate(BOOTSTRAP, "a", "x"), Candidate(COPRO, "b", "x")]]))
+        return [(c.index, c.stage, c.score, c.best_before, c.accepted, c.reason) for c in evaluator.results.candidates]
+
+    in_turn = records(None)
+    assert in_turn == records(4)
+    assert in_turn[1][3:5] == (0.0, True)  # judged in order: the second against the first
+
+
+def test_a_failing_candidate_is_recorded_without_a_score(program_engine, optimizer_engine, shout_data):
+    evaluator = _evaluator(program_engine, optimizer_engine, shout_data)
+    broken = OptimizeStep(OptimizerSpec.create("copro", breadth=2, depth=1))
+
+    def failing(example, prediction, trace=None):
+        raise RuntimeError("metric bug")
+
+    evaluator.runtime.metric = GuardedMetric(failing, 0)
+    with evaluator.runtime.activate():
+        evaluator.run(FixedPlans([[Candidate(broken, "s", "x")]]))
+    (record,) = evaluator.results.candidates
+    assert record.score is None and not record.accepted and "run failed" in record.reason
+    assert evaluator.best_program is None
+
+
+@pytest.mark.parametrize("score, best, accepted", [(0.5, None, True), (0.5, 0.4, True), (0.5, 0.5, False),
+                                                   (0.3, 0.5, False), (None, None, False), (None, 0.1, False)])
+def test_the_acceptance_rule(score, best, accepted):
+    assert ImprovesOnBest().accepts(score, best) is accepted
+
+
+def test_the_evaluator_uses_the_rule_it_is_given(program_engine, optimizer_engine, shout_data):
+    class TiesWin(ImprovesOnBest):
+        def accepts(self, score, best):
+            return score is not None and (best is None or score >= best)
+
+    evaluator = _evaluator(program_engine, optimizer_engine, shout_data)
+    evaluator.acceptance = TiesWin()
+    other = OptimizeStep(OptimizerSpec.create("bootstrap_fewshot", max_bootstrapped_demos=2, max_labeled_demos=0))
+    with evaluator.runtime.activate():
+        evaluator.run(FixedPlans([[Candidate(BOOTSTRAP, "a", "x")], [Candidate(other, "b", "x")]]))
+    assert [c.accepted for c in evaluator.results.candidates] == [True, True]
+    assert evaluator.results.best_plan == other.to_dict()
+    assert isinstance(dspy.settings.lm, type(None))  # activate() was scoped
