@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -32,21 +32,23 @@ class _Config(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-def _named(data: Any, key: str) -> Any:
-    """A bare string is shorthand for ``{key: string}``."""
-    return {key: data} if isinstance(data, str) else data
+class _Named(_Config):
+    """A config that a bare string may stand for: ``"x"`` means ``{_shorthand_key: "x"}``."""
 
-
-class LMConfig(_Config):
-    """An LM for one level: a local registry name or a litellm model string, plus `dspy.LM` settings."""
-
-    model: Annotated[str, Field(min_length=1, strict=True)]
-    kwargs: dict[str, Any] = Field(default_factory=dict)
+    _shorthand_key: ClassVar[str]
 
     @model_validator(mode="before")
     @classmethod
     def _shorthand(cls, data: Any) -> Any:
-        return _named(data, "model")
+        return {cls._shorthand_key: data} if isinstance(data, str) else data
+
+
+class LMConfig(_Named):
+    """An LM for one level: a local registry name or a litellm model string, plus `dspy.LM` settings."""
+
+    _shorthand_key: ClassVar[str] = "model"
+    model: Annotated[str, Field(min_length=1, strict=True)]
+    kwargs: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("kwargs")
     @classmethod
@@ -66,14 +68,10 @@ class LMConfig(_Config):
         return make_lm(self.model, **self.kwargs)
 
 
-class TaskConfig(_Config):
+class TaskConfig(_Named):
+    _shorthand_key: ClassVar[str] = "name"
     name: Annotated[str, Field(strict=True)]
     kwargs: dict[str, Any] = Field(default_factory=dict)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _shorthand(cls, data: Any) -> Any:
-        return _named(data, "name")
 
     @field_validator("name")
     @classmethod

@@ -16,6 +16,7 @@ import dspy
 from dspy.propose import dataset_summary_generator as _summary
 from dspy.propose.utils import strip_prefix
 
+from dspy_meta.errors import DspyMetaError
 from dspy_meta.optimizers.base import lm_scope
 from dspy_meta.optimizers.prompts import PromptSet
 from dspy_meta.runtime.redact import redact
@@ -33,8 +34,8 @@ _MAX_SUMMARY_BATCHES = 10
 _MAX_COMPLETE_ANSWERS = 5
 
 
-class _SummaryCancelled(Exception):
-    pass
+class _SummaryCancelled(DspyMetaError, Exception):
+    """The search ended before the summary was needed: its background calls stop."""
 
 
 def summarize_dataset(trainset, batch_size: int, prompt_model, prompts: PromptSet,

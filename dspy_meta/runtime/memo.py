@@ -17,6 +17,7 @@ import threading
 import weakref
 from typing import Any
 
+from dspy_meta.errors import DspyMetaError
 from dspy_meta.runtime.redact import is_secret_setting, redact
 
 __all__ = ["CallMemo", "NotPlain", "copy_answer", "freeze", "is_client_setting", "lm_identity"]
@@ -24,7 +25,7 @@ __all__ = ["CallMemo", "NotPlain", "copy_answer", "freeze", "is_client_setting",
 _SCALARS = (int, bool, type(None))
 
 
-class NotPlain(Exception):
+class NotPlain(DspyMetaError, Exception):
     """A value that is not plain data (strings, numbers, lists, dicts with string keys)."""
 
 
