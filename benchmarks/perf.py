@@ -29,7 +29,6 @@ import sys
 import threading
 import time
 import zlib
-from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -88,7 +87,7 @@ def _data(n_val: int = 40):
 
 def _compile(engines, threads: int, n_val: int = 40, **kwargs):
     trainset, valset = _data(n_val)
-    budget = replace(BUDGET, max_valset=max(BUDGET.max_valset, n_val))
+    budget = BUDGET.replace(max_valset=max(BUDGET.max_valset, n_val))
     teleprompter = MetaTeleprompter(shout_metric, budget=budget, seed=0, num_threads=threads, display_progress=False,
                                     task_model=engines["program"].as_lm(), prompt_model=engines["optimizer"].as_lm(),
                                     meta_model=engines["meta"].as_lm(), max_bootstrapped_demos=1,
@@ -256,7 +255,7 @@ def screening(workload: str, screen_size: int = 10) -> dict:
         engines = _engines(0.0, workload)
         engines["meta"] = ScriptedEngine(_worsening_meta)
         trainset, valset = _data()
-        teleprompter = MetaTeleprompter(shout_metric, budget=replace(BUDGET, screen_size=size), seed=0,
+        teleprompter = MetaTeleprompter(shout_metric, budget=BUDGET.replace(screen_size=size), seed=0,
                                         optimizers=aligned, num_threads=4, display_progress=False,
                                         task_model=engines["program"].as_lm(),
                                         prompt_model=engines["optimizer"].as_lm(),
