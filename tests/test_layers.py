@@ -10,9 +10,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "dspy_meta"
 ALLOWED = {
     "runtime": set(),
     "optimizers": {"runtime"},
-    "plans": {"runtime", "optimizers"},
-    "search": {"runtime", "optimizers", "plans"},
-    "teleprompters": {"runtime", "optimizers", "plans", "search"},
+    "programs": {"runtime"},
+    "plans": {"runtime", "optimizers", "programs"},
+    "search": {"runtime", "optimizers", "programs", "plans"},
+    "teleprompters": {"runtime", "optimizers", "programs", "plans", "search"},
 }
 
 

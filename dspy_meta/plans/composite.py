@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,11 +13,14 @@ from dspy.teleprompt import Teleprompter
 
 from dspy_meta.runtime.scoring import score_program
 from dspy_meta.optimizers.base import get_kind
-from dspy_meta.plans.nodes import BestOf, OptimizeStep, PlanNode, Sequential, plan_from_dict
+from dspy_meta.programs import get_transform
+from dspy_meta.plans.nodes import BestOf, Ensemble, OptimizeStep, PlanNode, Sequential, TransformStep, plan_from_dict
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CompositeOptimizer", "StepRecord"]
+__all__ = ["CompositeOptimizer", "StepRecord", "plan_key"]
+
+PLAN_NODES = (OptimizeStep, Sequential, BestOf, TransformStep, Ensemble)
 
 
 @dataclass
@@ -40,6 +44,7 @@ class _Run:
     task_model: Any
     num_threads: int | None
     seed: int
+    known_programs: Mapping[str, dspy.Module] = field(default_factory=dict)
     records: list[StepRecord] = field(default_factory=list)
     steps_run: int = 0
 
@@ -54,13 +59,17 @@ class CompositeOptimizer(Teleprompter):
         task_model: the program's LM (None: the LM of the calling context).
         num_threads: threads for evaluations.
         seed: base seed; step i of the plan runs with ``seed + i``.
+        known_programs: programs already found from this student, by plan key (`plan_key`); an ensemble
+            member with one of those plans reuses its program instead of running it again.
 
     After `compile`, the returned program carries ``plan_trace_`` (a list of `StepRecord`).
     """
 
     def __init__(self, plan: PlanNode | dict, metric: Callable, *, prompt_model=None, task_model=None,
-                 num_threads: int | None = None, seed: int = 0):
+                 num_threads: int | None = None, seed: int = 0,
+                 known_programs: Mapping[str, dspy.Module] | None = None):
         self.plan = plan
+        self.known_programs = known_programs
         self.metric = metric
         self.prompt_model = prompt_model
         self.task_model = task_model
@@ -68,7 +77,7 @@ class CompositeOptimizer(Teleprompter):
         self.seed = seed
 
     def compile(self, student, *, trainset, teacher=None, valset=None, **kwargs):
-        plan = self.plan if isinstance(self.plan, (OptimizeStep, Sequential, BestOf)) else plan_from_dict(self.plan)
+        plan = self.plan if isinstance(self.plan, PLAN_NODES) else plan_from_dict(self.plan)
         if not callable(self.metric):
             raise TypeError(f"metric must be callable, got {type(self.metric).__name__}")
         if not trainset:
@@ -77,8 +86,8 @@ class CompositeOptimizer(Teleprompter):
             if not valset:
                 raise ValueError("a plan with best_of needs a valset to choose between branches")
         run = _Run(self.metric, list(trainset), list(valset) if valset else None, self.prompt_model,
-                   self.task_model, self.num_threads, self.seed)
-        program = _execute(plan, student, run, "plan")
+                   self.task_model, self.num_threads, self.seed, dict(self.known_programs or {}))
+        program = _execute(plan, student, run, "plan", untouched=True)
         program.plan_trace_ = run.records
         return program
 
@@ -89,7 +98,13 @@ def _walk(node: PlanNode):
         yield from _walk(child)
 
 
-def _execute(node: PlanNode, program: dspy.Module, run: _Run, path: str) -> dspy.Module:
+def plan_key(plan: PlanNode) -> str:
+    """What identifies a plan: identical keys give identical runs."""
+    return json.dumps(plan.to_dict(), sort_keys=True)
+
+
+def _execute(node: PlanNode, program: dspy.Module, run: _Run, path: str, untouched: bool = False) -> dspy.Module:
+    """The program `node` makes of `program`; `untouched` says `program` is still the student."""
     if isinstance(node, OptimizeStep):
         seed = run.seed + run.steps_run
         run.steps_run += 1
@@ -100,14 +115,27 @@ def _execute(node: PlanNode, program: dspy.Module, run: _Run, path: str) -> dspy
         result = get_kind(spec.kind).compile(teleprompter, program, trainset=run.trainset, valset=run.valset)
         run.records.append(StepRecord(path, "optimize", node.describe(), extra={"seed": seed}))
         return result
+    if isinstance(node, TransformStep):
+        logger.info("%s: transform %s", path, node.describe())
+        run.records.append(StepRecord(path, "transform", node.describe()))
+        return get_transform(node.kind)(program, **node.params)
+    if isinstance(node, Ensemble):
+        members = []
+        for i, child in enumerate(node.nodes):
+            known = run.known_programs.get(plan_key(child)) if untouched else None
+            members.append(known.deepcopy() if known is not None else
+                           _execute(child, program.deepcopy(), run, f"{path}.members[{i}]", untouched))
+            run.records.append(StepRecord(f"{path}.members[{i}]", "member", child.describe(),
+                                          extra={"reused": known is not None}))
+        return get_transform("ensemble")(members)
     if isinstance(node, Sequential):
         for i, child in enumerate(node.nodes):
-            program = _execute(child, program, run, f"{path}.steps[{i}]")
+            program = _execute(child, program, run, f"{path}.steps[{i}]", untouched and i == 0)
         return program
     if isinstance(node, BestOf):
         best_program, best_score, records = None, None, []
         for i, child in enumerate(node.nodes):
-            candidate = _execute(child, program.deepcopy(), run, f"{path}.branches[{i}]")
+            candidate = _execute(child, program.deepcopy(), run, f"{path}.branches[{i}]", untouched)
             score = score_program(candidate, run.valset, run.metric, num_threads=run.num_threads,
                                   lm=run.task_model)
             record = StepRecord(f"{path}.branches[{i}]", "branch", child.describe(), score=score, chosen=False)

@@ -28,9 +28,10 @@ from pydantic import TypeAdapter, ValidationError
 
 from dspy_meta.errors import PlanError
 from dspy_meta.optimizers.spec import OptimizerSpec
-from dspy_meta.plans.schema import NodeModel, OptimizeModel, SequenceModel, plan_error
+from dspy_meta.plans.schema import EnsembleModel, NodeModel, OptimizeModel, SequenceModel, TransformModel, plan_error
 
-__all__ = ["PlanLimits", "PlanError", "OptimizeStep", "Sequential", "BestOf", "PlanNode", "parse_plan",
+__all__ = ["PlanLimits", "PlanError", "OptimizeStep", "Sequential", "BestOf", "TransformStep", "Ensemble", "PlanNode",
+           "calls_factor", "parse_plan",
            "plan_to_json", "plan_from_dict", "plan_json_schema", "strip_json_fence"]
 
 
@@ -49,6 +50,7 @@ class PlanLimits:
     max_branches: int = 4
     refs_only: bool = False
     cap_overrides: bool = False
+    max_calls_factor: int = 12  # inference LM calls per example, as a multiple of the student's
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,63 @@ class BestOf:
             yield from node.steps()
 
 
-PlanNode = Union[OptimizeStep, Sequential, BestOf]
+@dataclass(frozen=True)
+class TransformStep:
+    """Structure around the program so far (`dspy_meta.programs`): self-consistency, verification, ..."""
+
+    kind: str
+    params: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"op": "transform", "kind": self.kind, "params": dict(self.params)}
+
+    def describe(self) -> str:
+        shown = {k: (v if not isinstance(v, str) or len(v) <= 24 else v[:21] + "...") for k, v in self.params.items()}
+        return f"{self.kind}({', '.join(f'{k}={v}' for k, v in shown.items())})"
+
+    def steps(self):
+        return iter(())
+
+
+@dataclass(frozen=True)
+class Ensemble:
+    """Every member plan runs from the same program; their programs answer together by vote."""
+
+    nodes: tuple[PlanNode, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"op": "ensemble", "members": [n.to_dict() for n in self.nodes]}
+
+    def describe(self) -> str:
+        return "ensemble(" + " | ".join(n.describe() for n in self.nodes) + ")"
+
+    def steps(self):
+        for node in self.nodes:
+            yield from node.steps()
+
+
+PlanNode = Union[OptimizeStep, Sequential, BestOf, TransformStep, Ensemble]
+
+
+def calls_factor(node: PlanNode) -> tuple[int, int]:
+    """Inference LM calls per example of the plan's program, as ``(m, e)``: ``m * student calls + e``
+    (an upper bound where a best_of's choice is not known yet)."""
+    if isinstance(node, OptimizeStep):
+        return 1, 0
+    if isinstance(node, TransformStep):
+        from dspy_meta.programs import get_transform
+
+        transform = get_transform(node.kind)
+        return transform.calls_factor(transform.check_params(node.params))
+    factors = [calls_factor(child) for child in node.nodes]
+    if isinstance(node, Sequential):
+        total = (1, 0)
+        for m, e in factors:
+            total = (m * total[0], m * total[1] + e)
+        return total
+    if isinstance(node, Ensemble):
+        return sum(m for m, _ in factors), sum(e for _, e in factors)
+    return max(m for m, _ in factors), max(e for _, e in factors)
 
 
 def _grouped(node: PlanNode) -> str:
@@ -142,6 +200,10 @@ def plan_from_dict(data: Any, *, library: Mapping[str, OptimizerSpec] | None = N
     count = sum(1 for _ in node.steps())
     if count > limits.max_steps:
         raise PlanError(f"plan has {count} optimize steps; at most {limits.max_steps} are allowed")
+    multiple, extra = calls_factor(node)
+    if multiple + extra > limits.max_calls_factor:
+        raise PlanError(f"plan would make {multiple} x the program's LM calls + {extra} per example; at most "
+                        f"{limits.max_calls_factor} x are allowed (fewer samples, attempts or members)")
     return node
 
 
@@ -154,7 +216,7 @@ def _check_depth(data: Any, path: str, depth: int, max_depth: int) -> None:
     if depth > max_depth:
         raise PlanError(f"{path}: plan is nested deeper than {max_depth} levels")
     if isinstance(data, Mapping):
-        for key in ("steps", "branches"):
+        for key in ("steps", "branches", "members"):
             children = data.get(key)
             if isinstance(children, list):
                 for i, child in enumerate(children):
@@ -164,6 +226,10 @@ def _check_depth(data: Any, path: str, depth: int, max_depth: int) -> None:
 def _from_model(model) -> PlanNode:
     if isinstance(model, OptimizeModel):
         return OptimizeStep(model.spec, ref=model.ref)
+    if isinstance(model, TransformModel):
+        return TransformStep(model.kind, model.settings)
+    if isinstance(model, EnsembleModel):
+        return Ensemble(tuple(_from_model(child) for child in model.members))
     children = tuple(_from_model(child) for child in (model.steps if isinstance(model, SequenceModel)
                                                       else model.branches))
     return Sequential(children) if isinstance(model, SequenceModel) else BestOf(children)

@@ -21,7 +21,8 @@ from dspy_meta.errors import PlanError
 from dspy_meta.optimizers.spec import OptimizerSpec
 from dspy_meta.runtime.schema import describe_error, error_path, invalid
 
-__all__ = ["OptimizeModel", "SequenceModel", "BestOfModel", "NodeModel", "plan_grammar", "plan_error", "OPS"]
+__all__ = ["OptimizeModel", "SequenceModel", "BestOfModel", "TransformModel", "EnsembleModel", "NodeModel",
+           "plan_grammar", "plan_error", "OPS"]
 
 
 def _placeholder(text: str, *, forms: tuple[str, ...] = ("ref", "kind"), required: bool = False) -> dict:
@@ -121,10 +122,52 @@ class BestOfModel(_Node):
         return branches
 
 
-NodeModel = Annotated[Union[OptimizeModel, SequenceModel, BestOfModel], Field(discriminator="op")]
-OPS = {"optimize": OptimizeModel, "sequence": SequenceModel, "best_of": BestOfModel}
-SequenceModel.model_rebuild()
-BestOfModel.model_rebuild()
+class TransformModel(_Node):
+    """Put structure around the program so far (see `dspy_meta.programs`); no optimizer runs."""
+
+    op: Literal["transform"]
+    kind: str = Field(json_schema_extra=_placeholder("TRANSFORM", required=True))
+    params: dict[str, Any] = Field(default_factory=dict, json_schema_extra=_placeholder("{...optional}"))
+    _settings: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_transform(self) -> TransformModel:
+        from dspy_meta.programs import available_transforms, get_transform
+
+        kinds = [k for k in available_transforms() if k != "ensemble"]
+        if self.kind not in kinds:
+            raise invalid("plan", f"unknown transform {self.kind!r}; available: {kinds}")
+        try:
+            self._settings = get_transform(self.kind).check_params(self.params)
+        except ValueError as exc:
+            raise invalid("plan_at", str(exc), at="params") from None
+        return self
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return self._settings
+
+
+class EnsembleModel(_Node):
+    """Run 2 to 4 member plans from the same program; their programs answer together by vote."""
+
+    op: Literal["ensemble"]
+    members: list[NodeModel] = Field(json_schema_extra=_placeholder("[node, node, ...]", required=True))
+
+    @field_validator("members")
+    @classmethod
+    def _member_count(cls, members: list) -> list:
+        if not 2 <= len(members) <= 4:
+            raise invalid("plan", f"an ensemble needs 2 to 4 members, got {len(members)}")
+        return members
+
+
+NodeModel = Annotated[Union[OptimizeModel, SequenceModel, BestOfModel, TransformModel, EnsembleModel],
+                      Field(discriminator="op")]
+OPS = {"optimize": OptimizeModel, "sequence": SequenceModel, "best_of": BestOfModel, "transform": TransformModel,
+       "ensemble": EnsembleModel}
+for _model in (SequenceModel, BestOfModel, EnsembleModel):
+    _model.model_rebuild()
 
 
 def plan_error(exc: ValidationError, root: str = "plan") -> PlanError:
@@ -159,6 +202,8 @@ def plan_grammar(names: list[str], limits, example: dict | None = None) -> str:
     lines = ["A node is one of:"]
     forms = [("optimize", "ref")] + ([] if limits.refs_only else [("optimize", "kind")])
     forms += [("sequence", None), ("best_of", None)]
+    if getattr(limits, "structure", True):
+        forms += [("transform", None), ("ensemble", None)]
     for op, form in forms:
         parts = [f'"op": "{op}"']
         for name, info in OPS[op].model_fields.items():
@@ -170,11 +215,30 @@ def plan_grammar(names: list[str], limits, example: dict | None = None) -> str:
         line = "  {" + ", ".join(parts) + "}"
         if op == "best_of":
             line += f"  (2 to {limits.max_branches} branches)"
+        if op == "ensemble":
+            line += "  (2 to 4 members; their programs vote)"
         lines.append(line)
-    lines.append(f"At most {limits.max_steps} optimize nodes and {limits.max_depth} levels of nesting. No other keys.")
+    if getattr(limits, "structure", True):
+        lines.append(_transform_menu())
+    lines.append(f"At most {limits.max_steps} optimize nodes and {limits.max_depth} levels of nesting, and at most "
+                 f"{limits.max_calls_factor} x the program's LM calls per example. No other keys.")
     lines.append(f"Available names: {names}")
     if example is not None:
         import json
 
         lines.append(f"Example:\n{json.dumps(example, indent=1, ensure_ascii=False)}")
+    return "\n".join(lines)
+
+
+def _transform_menu() -> str:
+    from dspy_meta.programs import available_transforms, get_transform
+
+    lines = ["TRANSFORM is one of (a transform changes the program's structure; optimizers after it tune it):"]
+    for kind in available_transforms():
+        if kind == "ensemble":
+            continue
+        transform = get_transform(kind)
+        params = ", ".join(f"{name}: {t.__name__} {low}..{high}" if t is not str else f"{name}: text"
+                           for name, (t, low, high, _) in transform.params.items())
+        lines.append(f"  {kind} ({params}): {transform.description}")
     return "\n".join(lines)

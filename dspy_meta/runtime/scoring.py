@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import dspy
+from dspy.utils.callback import BaseCallback
 
-__all__ = ["score_program", "lm_scope"]
+__all__ = ["score_program", "lm_scope", "PredictorCalls"]
+
+
+class PredictorCalls(BaseCallback):
+    """Counts predictor calls (each is one LM request, or a memoized answer to one): a program's
+    inference cost, whatever its structure."""
+
+    def __init__(self):
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def on_module_start(self, call_id, instance, inputs):
+        if isinstance(instance, dspy.Predict):
+            with self._lock:
+                self.calls += 1
 
 
 @contextmanager

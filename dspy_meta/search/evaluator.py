@@ -12,7 +12,6 @@ can run the same strategies.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -22,11 +21,11 @@ from typing import Any
 import dspy
 
 from dspy_meta.errors import TooManyMetricFailures
-from dspy_meta.plans.composite import CompositeOptimizer
-from dspy_meta.plans.nodes import PlanNode
+from dspy_meta.plans.composite import CompositeOptimizer, plan_key
+from dspy_meta.programs import rebuild, structure_of
 from dspy_meta.runtime.factory import Runtime
 from dspy_meta.runtime.redact import redact
-from dspy_meta.runtime.scoring import score_program
+from dspy_meta.runtime.scoring import PredictorCalls, score_program
 from dspy_meta.runtime.usage import LEVELS, LevelUsage
 from dspy_meta.search.acceptance import AcceptanceRule, ImprovesOnBest
 from dspy_meta.search.candidates import Candidate, Rejection
@@ -38,10 +37,6 @@ from dspy_meta.search.strategies.base import SearchStrategy
 logger = logging.getLogger(__name__)
 
 __all__ = ["Evaluator"]
-
-
-def _plan_key(plan: PlanNode) -> str:
-    return json.dumps(plan.to_dict(), sort_keys=True)
 
 
 def _added(a: dict[str, LevelUsage], b: dict[str, LevelUsage]) -> dict[str, LevelUsage]:
@@ -62,7 +57,7 @@ class Evaluator:
     acceptance: AcceptanceRule = field(default_factory=ImprovesOnBest)
     progress: Any = None  # a tqdm bar over candidates, or None
     results: MetaResults = field(default_factory=MetaResults)
-    _programs: dict[str, tuple[float | None, dspy.Module | None, str]] = field(default_factory=dict)
+    _programs: dict[str, tuple[float | None, dspy.Module | None, str, float | None]] = field(default_factory=dict)
     _incumbents: dict[str, float] = field(default_factory=dict)  # lineage -> its best score so far
     _best: tuple[float, dspy.Module] | None = None
     _progress_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -134,17 +129,18 @@ class Evaluator:
     # -- one candidate ---------------------------------------------------------------
     def _run(self, candidate: Candidate, best: float | None) -> tuple[CandidateRecord, dspy.Module | None]:
         """Run or recognise a candidate and record it, unjudged."""
-        key = _plan_key(candidate.plan)
+        key = plan_key(candidate.plan)
         record = CandidateRecord(index=len(self.results.candidates), stage=candidate.stage,
                                  plan=candidate.plan.to_dict(), lineage=candidate.lineage,
                                  analysis=candidate.analysis)
         before = self.runtime.usage()
         if key in self._programs:
-            record.score, program, record.reason = self._programs[key]
+            record.score, program, record.reason, record.calls_per_example = self._programs[key]
             record.reused = True
         else:
-            record.score, program, record.reason = self._checkpointed_run(candidate, key, best)
-            self._programs[key] = (record.score, program, record.reason)
+            record.score, program, record.reason, record.calls_per_example = self._checkpointed_run(
+                candidate, key, best)
+            self._programs[key] = (record.score, program, record.reason, record.calls_per_example)
         spent = {level: u.minus(before[level]) for level, u in self.runtime.usage().items()}
         record.usage = _added(candidate.usage, spent)
         self.results.candidates.append(record)
@@ -152,18 +148,20 @@ class Evaluator:
         return record, program
 
     def _checkpointed_run(self, candidate: Candidate, key: str, best: float | None):
-        """(score, program, reason) of a plan: from the checkpoint when it finished before, else run it."""
+        """(score, program, reason, calls per example) of a plan: from the checkpoint when it finished
+        before, else run it."""
         def encode(result) -> dict:
-            score, program, reason = result
-            return {"score": score, "reason": reason,
+            score, program, reason, calls = result
+            return {"score": score, "reason": reason, "calls_per_example": calls,
+                    "structure": structure_of(program) if program is not None else None,
                     "program_state": program.dump_state() if program is not None else None}
 
         def decode(saved: dict):
             program = None
             if saved["program_state"] is not None:
-                program = self.student.deepcopy()
+                program = rebuild(self.student, saved.get("structure"))
                 program.load_state(saved["program_state"])
-            return saved["score"], program, saved["reason"]
+            return saved["score"], program, saved["reason"], saved.get("calls_per_example")
 
         return self.runtime.checkpointed("candidates", key, lambda: self._run_plan(candidate, best),
                                          encode=encode, decode=decode)
@@ -173,20 +171,23 @@ class Evaluator:
         runtime = self.runtime
         runtime.metric.reset()
         try:
+            known = {key: program for key, (_, program, _, _) in self._programs.items() if program is not None}
             composite = CompositeOptimizer(candidate.plan, runtime.metric, prompt_model=runtime.optimizer_lm,
                                            task_model=runtime.program_lm, num_threads=runtime.num_threads,
-                                           seed=self.seed)
+                                           seed=self.seed, known_programs=known)
             program = composite.compile(self.student.deepcopy(), trainset=self.trainset, valset=self.valset)
             screened, reason = self.screen.check(program, best, self.valset, runtime)
             if screened is not None:  # a minibatch score is not comparable: no validation score
-                return None, program, reason
-            score = score_program(program, self.valset, runtime.metric, num_threads=runtime.num_threads,
-                                  lm=runtime.program_lm)
-            return score, program, ""
+                return None, program, reason, None
+            counter = PredictorCalls()
+            with dspy.context(callbacks=[*dspy.settings.callbacks, counter]):
+                score = score_program(program, self.valset, runtime.metric, num_threads=runtime.num_threads,
+                                      lm=runtime.program_lm)
+            return score, program, "", counter.calls / len(self.valset)
         except (Exception, TooManyMetricFailures) as exc:  # one failing candidate must not end the run
             reason = f"run failed: {type(exc).__name__}: {redact(exc)}"
             logger.warning("candidate [%s] %s", candidate.stage, reason)
-            return None, None, reason
+            return None, None, reason, None
 
     def _judge(self, record: CandidateRecord, program: dspy.Module | None) -> None:
         """The one place a candidate is accepted or not: against its lineage's best, and the run's."""

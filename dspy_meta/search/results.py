@@ -27,12 +27,14 @@ class CandidateRecord:
     reason: str = ""
     analysis: str = ""
     reused: bool = False  # identical to an earlier candidate: its score was reused, nothing re-run
+    calls_per_example: float | None = None  # the program's predictor calls per validation example (inference cost)
     usage: dict[str, LevelUsage] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"index": self.index, "stage": self.stage, "plan": self.plan, "score": self.score,
                 "lineage": self.lineage, "best_before": self.best_before, "accepted": self.accepted, "reason": self.reason,
                 "analysis": self.analysis, "reused": self.reused,
+                "calls_per_example": self.calls_per_example,
                 "usage": {level: u.to_dict() for level, u in self.usage.items()}}
 
 

@@ -19,6 +19,7 @@ from dspy.teleprompt import Teleprompter
 from tqdm.auto import tqdm
 
 from dspy_meta.errors import BudgetExhausted, PermanentLMError, RunFailed
+from dspy_meta.programs import structure_of
 from dspy_meta.runtime.checks import GuardedMetric, data_hash, forward_inputs
 from dspy_meta.runtime.factory import build_runtime
 from dspy_meta.runtime.redact import is_secret_setting, redact
@@ -177,17 +178,23 @@ class MetaSearch(Teleprompter):
         evaluator.run_side_by_side([score_baseline, lambda branch: self._run_search(branch, budget)])
 
     def _finish(self, student, evaluator: Evaluator):
+        """The student with the best program's state; a program with new structure (a transform won) is
+        returned as it is: a `TransformedProgram` around a copy of the student (see `dspy_meta.programs`)."""
         results = evaluator.results
         results.usage = evaluator.runtime.usage()
         baseline = results.baseline_score
         best = evaluator.best_program
-        program = student.deepcopy()
         if best is not None and best[1] is not None and evaluator.acceptance.accepts(best[0], baseline):
-            for target, source in zip(program.predictors(), best[1].predictors(), strict=True):
-                target.load_state(source.dump_state())
+            if structure_of(best[1]) is not None:
+                program = best[1].deepcopy()
+            else:
+                program = student.deepcopy()
+                for target, source in zip(program.predictors(), best[1].predictors(), strict=True):
+                    target.load_state(source.dump_state())
         else:
             logger.warning("no candidate optimizer beat the unoptimized program (%s); returning it unchanged",
                            baseline)
+            program = student.deepcopy()
             results.returned_baseline = True
         program.meta_results_ = results
         return program

@@ -7,7 +7,7 @@ from dspy_meta.plans import PlanError, PlanLimits, plan_from_dict, plan_grammar,
 def test_the_grammar_shown_to_the_meta_lm_follows_the_models_and_the_limits():
     strict = plan_grammar(["copro"], PlanLimits(refs_only=True, max_branches=3, max_steps=5))
     assert '{"op": "optimize", "ref": NAME, "params": {...optional: lower numeric budgets only}}' in strict
-    assert '"kind"' not in strict  # a refs-only plan cannot name a kind
+    assert '"op": "optimize", "kind"' not in strict  # a refs-only plan cannot name an optimizer kind
     assert "(2 to 3 branches)" in strict and "At most 5 optimize nodes" in strict
     assert "Available names: ['copro']" in strict
     free = plan_grammar(["copro"], PlanLimits())
@@ -17,7 +17,7 @@ def test_the_grammar_shown_to_the_meta_lm_follows_the_models_and_the_limits():
 def test_the_json_schema_is_generated_from_the_same_models():
     schema = plan_json_schema()
     ops = {definition["properties"]["op"]["const"] for definition in schema["$defs"].values()}
-    assert ops == {"optimize", "sequence", "best_of"}
+    assert ops == {"optimize", "sequence", "best_of", "transform", "ensemble"}
     assert all(definition.get("additionalProperties") is False for definition in schema["$defs"].values())
 
 
