@@ -176,24 +176,29 @@ def strip_json_fence(text: str) -> str:
 
 
 def parse_plan(text: str, *, library: Mapping[str, OptimizerSpec] | None = None,
-               limits: PlanLimits | None = None) -> PlanNode:
-    """Parse and validate a plan from JSON text (a single ```json fence is allowed)."""
+               limits: PlanLimits | None = None, repairs: list[str] | None = None) -> PlanNode:
+    """Parse and validate a plan from JSON text (a single ```json fence is allowed).
+
+    With a `repairs` list, near-valid plans are repaired instead of refused (a budget raised over its cap
+    is lowered to the cap) and each repair is described in the list.
+    """
     if not isinstance(text, str):
         raise PlanError(f"plan must be JSON text, got {type(text).__name__}")
     try:
         data = json.loads(strip_json_fence(text))
     except json.JSONDecodeError as exc:
         raise PlanError(f"plan is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    return plan_from_dict(data, library=library, limits=limits)
+    return plan_from_dict(data, library=library, limits=limits, repairs=repairs)
 
 
 def plan_from_dict(data: Any, *, library: Mapping[str, OptimizerSpec] | None = None,
-                   limits: PlanLimits | None = None) -> PlanNode:
-    """Validate a decoded plan; raises `PlanError` naming the first problem found."""
+                   limits: PlanLimits | None = None, repairs: list[str] | None = None) -> PlanNode:
+    """Validate a decoded plan; raises `PlanError` naming the first problem found (see `parse_plan`
+    for `repairs`)."""
     limits = limits or PlanLimits()
     _check_depth(data, "plan", 1, limits.max_depth)  # before pydantic, which recurses without a bound
     try:
-        model = _NODE.validate_python(data, context={"library": library or {}, "limits": limits})
+        model = _NODE.validate_python(data, context={"library": library or {}, "limits": limits, "repairs": repairs})
     except ValidationError as exc:
         raise plan_error(exc) from None
     node = _from_model(model)

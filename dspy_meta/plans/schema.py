@@ -62,10 +62,11 @@ class OptimizeModel(_Node):
             if extra:
                 raise invalid("plan", f"unknown key(s) {extra} beside 'ref'")
             base = library[self.ref]
+            params = self.params
             if limits is not None and limits.cap_overrides:
-                _check_capped(self.params, base)
+                params = _check_capped(params, base, self.ref, context.get("repairs"))
             try:
-                self._spec = base.with_params(**self.params) if self.params else base
+                self._spec = base.with_params(**params) if params else base
             except ValueError as exc:
                 raise invalid("plan_at", str(exc), at="params") from None
             return self
@@ -86,17 +87,24 @@ class OptimizeModel(_Node):
         return self._spec
 
 
-def _check_capped(params: Mapping, spec: OptimizerSpec) -> None:
+def _check_capped(params: Mapping, spec: OptimizerSpec, ref: str, repairs: list | None) -> dict[str, Any]:
+    """`params` that lower numeric budgets only. Given a `repairs` list, a raised budget is clamped to
+    the cap (and the clamp noted there) instead of refused."""
+    checked = dict(params)
     for name, value in params.items():
         current = spec.params.get(name)
         numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
         if numeric and isinstance(current, (int, float)) and not isinstance(current, bool):
             if value > current:
-                raise invalid("plan_at", f"may lower the optimizer's budget ({current}) but not raise it "
-                                         f"(got {value})", at=f"params.{name}")
+                if repairs is None:
+                    raise invalid("plan_at", f"may lower the optimizer's budget ({current}) but not raise it "
+                                             f"(got {value})", at=f"params.{name}")
+                checked[name] = current
+                repairs.append(f"{ref}.params.{name}: {value} is over the budget, lowered to {current}")
         elif name in spec.params and value != current:
             raise invalid("plan_at", f"only numeric budgets may be overridden (keep {current!r})",
                           at=f"params.{name}")
+    return checked
 
 
 class SequenceModel(_Node):

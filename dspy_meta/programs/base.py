@@ -56,7 +56,7 @@ class TransformedProgram(dspy.Module):
 
     def __init__(self, program: dspy.Module, **params: Any):
         super().__init__()
-        self.program = program
+        self.program = _visible(program)
         self.settings = self.check_params(params)
         self.build()
 
@@ -100,6 +100,14 @@ class TransformedProgram(dspy.Module):
     @property
     def structure(self) -> dict[str, Any]:
         return {"kind": self.kind, "params": dict(self.settings), "inner": structure_of(self.program)}
+
+
+def _visible(program: dspy.Module) -> dspy.Module:
+    """`program` with its predictors visible to the wrapper's state: DSPy hides the predictors of a
+    module marked compiled (an optimizer's result) from its parent's `named_parameters`."""
+    if getattr(program, "_compiled", False):
+        program._compiled = False
+    return program
 
 
 def structure_of(program: dspy.Module) -> dict[str, Any] | None:

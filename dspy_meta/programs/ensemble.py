@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dspy
 
-from dspy_meta.programs.base import TransformedProgram, register_transform, vote
+from dspy_meta.programs.base import TransformedProgram, _visible, register_transform, vote
 
 __all__ = ["Ensemble"]
 
@@ -18,7 +18,7 @@ class Ensemble(TransformedProgram):
         dspy.Module.__init__(self)
         if not 2 <= len(members) <= 4:
             raise ValueError(f"an ensemble needs 2 to 4 members, got {len(members)}")
-        self.members = list(members)
+        self.members = [_visible(member) for member in members]
         self.settings = {}
 
     def forward(self, **inputs):

@@ -20,7 +20,9 @@ from dspy.utils.exceptions import AdapterParseError
 from dspy_meta.optimizers.base import get_kind
 from dspy_meta.optimizers.prompts import PromptSet, PromptTemplate
 from dspy_meta.optimizers.spec import OptimizerSpec
-from dspy_meta.plans.nodes import OptimizeStep, PlanLimits, PlanNode, Sequential, strip_json_fence
+from dspy_meta.plans.nodes import (
+    BestOf, Ensemble, OptimizeStep, PlanLimits, PlanNode, Sequential, TransformStep, strip_json_fence,
+)
 from dspy_meta.plans.schema import plan_grammar
 from dspy_meta.runtime.factory import Runtime
 from dspy_meta.runtime.redact import redact
@@ -174,9 +176,11 @@ def compact_plan(node: PlanNode) -> dict:
         if node.ref:
             return {"op": "optimize", "ref": node.ref, "params": dict(node.spec.params)}
         return {"op": "optimize", "kind": node.spec.kind, "params": dict(node.spec.params)}
-    key = "steps" if isinstance(node, Sequential) else "branches"
-    return {"op": "sequence" if isinstance(node, Sequential) else "best_of",
-            key: [compact_plan(child) for child in node.nodes]}
+    if isinstance(node, TransformStep):
+        return node.to_dict()
+    op, key = {Sequential: ("sequence", "steps"), BestOf: ("best_of", "branches"),
+               Ensemble: ("ensemble", "members")}[type(node)]
+    return {"op": op, key: [compact_plan(child) for child in node.nodes]}
 
 
 def describe_library(library: Mapping[str, OptimizerSpec]) -> str:

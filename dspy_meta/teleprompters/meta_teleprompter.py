@@ -151,4 +151,4 @@ class MetaTeleprompter(MetaSearch):
         tuned = {search.name: search.best_spec for search in searches}
         evaluator.results.best_optimizers.update({name: spec.to_dict() for name, spec in tuned.items()})
         evaluator.run(StructureSearch(tuned, steps=budget.structure_steps, num_examples=budget.num_examples,
-                                      attempts=budget.proposal_attempts, limits=self.limits))
+                                      attempts=budget.proposal_attempts, limits=self.limits, seed=evaluator.seed))

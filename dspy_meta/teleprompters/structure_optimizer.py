@@ -68,6 +68,7 @@ class MetaStructureOptimizer(MetaSearch):
     def _run_search(self, evaluator: Evaluator, budget: MetaBudget) -> None:
         library = as_library(self.optimizers)
         evaluator.run(StructureSearch(library, steps=budget.structure_steps, num_examples=budget.num_examples,
+                                      seed=evaluator.seed,
                                       attempts=budget.proposal_attempts, limits=self.limits))
         evaluator.results.best_optimizers.update({name: spec.to_dict() for name, spec in library.items()})
 

@@ -41,10 +41,12 @@ def test_invalid_plan_is_rejected_fed_back_and_a_valid_one_wins(shout_data):
     program = _optimizer(meta_engine).compile(Shout(), trainset=shout_data[0], valset=shout_data[1])
     results = program.meta_results_
     stages = [(c.stage, c.score, c.accepted) for c in results.candidates]
-    assert stages == [("structure-init:copro", 0.0, True), ("structure-init:bootstrap", 0.0, False),
-                      ("structure", None, False), ("structure", 1.0, True),  # step 1: retry after feedback
-                      ("structure", None, False), ("structure", 1.0, False)]  # step 2: same plan again
-    assert results.candidates[-1].reused
+    assert stages[:6] == [("structure-init:copro", 0.0, True), ("structure-init:bootstrap", 0.0, False),
+                          ("structure", None, False), ("structure", 1.0, True),  # step 1: retry after feedback
+                          ("structure", None, False), ("structure", None, False)]  # step 2: textgrad, then a repeat
+    assert "repeats one already tried" in results.candidates[5].reason
+    # ... so the step still evaluates a new plan, drawn by exploration
+    assert stages[6][0] == "structure-explore" and not results.candidates[6].reused
     assert "unknown optimizer 'textgrad'" in results.candidates[2].reason
     assert "unknown optimizer 'textgrad'" in meta_engine.calls[1].inputs["feedback"]
     # the meta LM was shown the optimizers and the plans tried so far
@@ -61,18 +63,65 @@ def test_invalid_plan_is_rejected_fed_back_and_a_valid_one_wins(shout_data):
 def test_garbage_plans_never_crash_the_run(shout_data, plan_text):
     meta_engine = ScriptedEngine(lambda call: {"analysis": "", "plan": plan_text})
     program = _optimizer(meta_engine).compile(Shout(), trainset=shout_data[0], valset=shout_data[1])
-    rejected = [c for c in program.meta_results_.candidates if c.stage == "structure"]
+    candidates = program.meta_results_.candidates
+    rejected = [c for c in candidates if c.stage == "structure"]
     assert len(rejected) == 4 and all(c.score is None and c.reason.startswith("invalid proposal") for c in rejected)
+    explored = [c for c in candidates if c.stage == "structure-explore"]
+    assert len(explored) == 2 and len({json.dumps(c.plan, sort_keys=True) for c in explored}) == 2
+    assert not any(c.reused for c in explored)
 
 
-def test_repeated_plan_is_not_run_again(shout_data):
+def test_a_repeated_plan_costs_only_the_meta_call_and_exploration_draws_a_new_one(shout_data):
     meta_engine = ScriptedEngine(lambda call: {"analysis": "", "plan": json.dumps(GOOD_PLAN)})
-    optimizer = _optimizer(meta_engine, steps=2)
-    program = optimizer.compile(Shout(), trainset=shout_data[0], valset=shout_data[1])
-    first, second = [c for c in program.meta_results_.candidates if c.stage == "structure"]
-    assert not first.reused and second.reused
-    assert second.usage["program"].calls == 0 and second.usage["optimizer"].calls == 0
-    assert second.usage["meta"].calls == 1
+    program = _optimizer(meta_engine, steps=2).compile(Shout(), trainset=shout_data[0], valset=shout_data[1])
+    candidates = program.meta_results_.candidates
+    first = next(c for c in candidates if c.stage == "structure")
+    repeats = [c for c in candidates if c.stage == "structure"][1:]
+    assert not first.reused and first.score == 1.0 and len(repeats) == 2
+    for repeat in repeats:
+        assert repeat.usage["program"].calls == 0 and repeat.usage["optimizer"].calls == 0
+        assert repeat.usage["meta"].calls == 1
+    assert [c.stage for c in candidates].count("structure-explore") == 1
+
+
+def test_an_over_budget_plan_is_repaired_and_the_meta_lm_is_told(shout_data):
+    over = {"op": "sequence", "steps": [{"op": "optimize", "ref": "copro", "params": {"breadth": 50}},
+                                        {"op": "optimize", "ref": "bootstrap"}]}
+    meta_engine = ScriptedEngine(lambda call: {"analysis": "more breadth", "plan": json.dumps(over)})
+    program = _optimizer(meta_engine, steps=2).compile(Shout(), trainset=shout_data[0], valset=shout_data[1])
+    repaired = next(c for c in program.meta_results_.candidates if c.stage == "structure")
+    assert repaired.score == 1.0 and repaired.plan["steps"][0]["params"]["breadth"] == 2
+    assert "copro.params.breadth: 50 is over the budget, lowered to 2" in repaired.analysis
+    assert "was repaired" in meta_engine.calls[1].inputs["feedback"]
+
+
+def test_a_structure_transform_can_win_and_the_result_resumes(shout_data, tmp_path):
+    """The program answers 'APPLE.': only the normalize transform makes it right."""
+    def trailing_period(call):
+        return {"reasoning": "-", "answer": call.inputs.get("word", "").upper() + "."}
+
+    plan = {"op": "sequence", "steps": [{"op": "optimize", "ref": "bootstrap"}, {
+        "op": "transform", "kind": "normalize", "params": {"steps": "strip_trailing_period"}}]}
+
+    def run():
+        return MetaStructureOptimizer(
+            shout_metric, LIBRARY, budget=MetaBudget(structure_steps=1), seed=0, display_progress=False,
+            task_model=ScriptedEngine(trailing_period).as_lm(), run_dir=str(tmp_path / "run"),
+            prompt_model=ScriptedEngine(lambda c: {"proposed_instruction": "x"}).as_lm(),
+            meta_model=ScriptedEngine(lambda c: {"analysis": "", "plan": json.dumps(plan)}).as_lm(),
+        ).compile(Shout(), trainset=shout_data[0], valset=shout_data[1])
+
+    program = run()
+    results = program.meta_results_
+    assert results.baseline_score == 0.0 and results.best_score == 1.0
+    winner = next(c for c in results.candidates if c.accepted and c.score == 1.0)
+    assert winner.calls_per_example == 1.0  # normalizing costs no LM call
+    from dspy_meta.programs import structure_of
+
+    assert structure_of(program)["kind"] == "normalize"
+    resumed = run()  # from the checkpoint: the structure is rebuilt, not lost
+    assert structure_of(resumed) == structure_of(program)
+    assert resumed.meta_results_.usage["program"].calls == results.usage["program"].calls
 
 
 def test_input_optimizers_are_validated_before_any_call(shout_data):

@@ -1,13 +1,17 @@
 """Meta structure search (paper section 3.3, Appendix A.2): compose optimizers into better plans.
 
 First each library optimizer runs alone (one batch: the evaluator may run them side by side). Then,
-`steps` times, the meta LM sees training examples, the library and the plans tried with their
-scores, and proposes a composite plan (JSON, validated strictly; a refused plan's reason is fed
-back); each valid plan is a candidate.
+`steps` times, the meta LM sees training examples, the library, the program transforms and the plans
+tried with their scores, and proposes a plan (JSON, validated strictly; a refused plan's reason is fed
+back). A near-valid plan is repaired (a budget over its cap is lowered to it, and the meta LM is told
+at its next step). When every attempt is refused, or the plan repeats one already tried, the step
+still evaluates a new candidate, drawn by systematic exploration (`PlanExplorer`), so a weak meta LM
+cannot stall the search.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 import dspy
@@ -15,11 +19,13 @@ import dspy
 from dspy_meta.optimizers.spec import OptimizerSpec
 from dspy_meta.plans.nodes import OptimizeStep, PlanLimits, PlanNode, parse_plan
 from dspy_meta.search.candidates import Candidate, Rejection
+from dspy_meta.plans.composite import plan_key
 from dspy_meta.search.proposals import (
-    ProposeCompositeOptimizer, Proposer, describe_library, plan_format, render_tried_plans,
+    ProposeCompositeOptimizer, Proposer, compact_plan, describe_library, plan_format, render_tried_plans,
 )
 from dspy_meta.search.results import CandidateRecord
 from dspy_meta.search.strategies.base import SearchStrategy
+from dspy_meta.search.strategies.exploration import PlanExplorer
 
 __all__ = ["StructureSearch"]
 
@@ -34,7 +40,7 @@ class StructureSearch(SearchStrategy):
     """
 
     def __init__(self, library: Mapping[str, OptimizerSpec], *, steps: int, num_examples: int, attempts: int = 2,
-                 limits: PlanLimits | None = None):
+                 limits: PlanLimits | None = None, seed: int = 0, explore: bool = True):
         self.library = dict(library)
         self.steps = steps
         self.num_examples = num_examples
@@ -42,8 +48,10 @@ class StructureSearch(SearchStrategy):
         self.limits = limits or PlanLimits(refs_only=True, cap_overrides=True)
         self.tried: list[tuple[PlanNode, float | None]] = []
         self.best_plan: PlanNode | None = None
+        self.explorer = PlanExplorer(self.library, self.limits, seed) if explore else None
         self._step = -1
         self._asked: list[Candidate | Rejection] = []
+        self._note = ""  # told to the meta LM at its next step (e.g. how its last plan was repaired)
 
     def planned(self) -> int:
         return len(self.library) + self.steps
@@ -58,29 +66,48 @@ class StructureSearch(SearchStrategy):
             return []
         step, self._step = self._step, self._step + 1
 
+        note, self._note = self._note, ""
+
         def request(feedback: str, rng):
             return dspy.Predict(ProposeCompositeOptimizer)(
                 task_examples=proposer.examples(self.num_examples, rng),
                 available_optimizers=describe_library(self.library),
                 plan_format=plan_format(self.library, self.limits),
                 tried_plans=render_tried_plans(self.tried),
-                feedback=feedback,
+                feedback=feedback if feedback != "none" or not note else note,
             )
 
         def parse(prediction):
-            return parse_plan(str(prediction.plan or ""), library=self.library, limits=self.limits)
+            repairs: list[str] = []
+            plan = parse_plan(str(prediction.plan or ""), library=self.library, limits=self.limits, repairs=repairs)
+            if any(plan_key(plan) == plan_key(tried) for tried, _ in self.tried):
+                raise ValueError("the plan repeats one already tried; propose a different one")
+            return plan, repairs
 
         proposal, rejections = proposer.propose("structure", LINEAGE, f"structure:{step}", request, parse,
                                                 self.attempts)
         self._asked = list(rejections)
         if proposal is not None:
-            self._asked.append(Candidate(proposal.parsed, "structure", LINEAGE,
-                                         analysis=str(proposal.prediction.analysis or ""), usage=proposal.usage))
+            plan, repairs = proposal.parsed
+            analysis = str(proposal.prediction.analysis or "")
+            if repairs:
+                self._note = "Your previous plan was repaired before it ran: " + "; ".join(repairs)
+                analysis = f"{analysis} [repaired: {'; '.join(repairs)}]".strip()
+            self._asked.append(Candidate(plan, "structure", LINEAGE, analysis=analysis, usage=proposal.usage))
+        elif self.explorer is not None:
+            plan = self.explorer.draw(self.tried, compact_plan)
+            if plan is not None:
+                if self._asked:  # one more step than planned, as a retry is
+                    self._asked[-1] = dataclasses.replace(self._asked[-1], retried=True)
+                self._asked.append(Candidate(plan, "structure-explore", LINEAGE,
+                                             analysis="drawn by exploration: the meta LM gave no new valid plan"))
         return self._asked
 
     def tell(self, records: list[CandidateRecord]) -> None:
         for item, record in zip(self._asked, records, strict=True):
             if isinstance(item, Candidate):
                 self.tried.append((item.plan, record.score))
+                if self.explorer is not None:
+                    self.explorer.tell(item.plan, record.score)
                 if record.accepted:
                     self.best_plan = item.plan
