@@ -23,7 +23,9 @@ class MetaBudget(StrictModel):
 
     Attributes:
         prompt_steps: meta prompt proposals per inner optimizer.
-        structure_steps: composite-plan proposals.
+        structure_steps: composite-plan steps.
+        structure_proposals: plans the meta LM proposes per structure step; they are evaluated side by
+            side when threads allow (same budget per candidate, less wall time per step).
         num_examples: training examples the meta LM sees per proposal.
         proposal_attempts: tries per step when the meta LM's proposal is invalid (the reason is fed back).
         screen_size: when > 0, each candidate is first scored on this many validation examples and
@@ -40,6 +42,7 @@ class MetaBudget(StrictModel):
 
     prompt_steps: _Steps = 2
     structure_steps: _Steps = 2
+    structure_proposals: Annotated[int, Field(ge=1, le=4)] = 1
     num_examples: _Positive = 5
     proposal_attempts: _Positive = 2
     screen_size: _Steps = 0

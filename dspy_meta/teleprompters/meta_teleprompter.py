@@ -119,7 +119,7 @@ class MetaTeleprompter(MetaSearch):
     def _planned_candidates(self, budget: MetaBudget) -> int:
         library = self._library(budget)
         tunable = sum(1 for spec in library.values() if spec.prompts)
-        return len(library) * 2 + tunable * budget.prompt_steps + budget.structure_steps
+        return len(library) * 2 + tunable * budget.prompt_steps + budget.structure_steps * budget.structure_proposals
 
     def compile(self, student, *, trainset, teacher=None, valset=None, seed: int | None = None,
                 max_bootstrapped_demos: int | None = None, max_labeled_demos: int | None = None, **kwargs):
@@ -151,4 +151,5 @@ class MetaTeleprompter(MetaSearch):
         tuned = {search.name: search.best_spec for search in searches}
         evaluator.results.best_optimizers.update({name: spec.to_dict() for name, spec in tuned.items()})
         evaluator.run(StructureSearch(tuned, steps=budget.structure_steps, num_examples=budget.num_examples,
-                                      attempts=budget.proposal_attempts, limits=self.limits, seed=evaluator.seed))
+                                      attempts=budget.proposal_attempts, limits=self.limits, seed=evaluator.seed,
+                                      proposals_per_step=budget.structure_proposals))

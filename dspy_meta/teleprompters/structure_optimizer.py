@@ -59,7 +59,7 @@ class MetaStructureOptimizer(MetaSearch):
         as_library(self.optimizers)
 
     def _planned_candidates(self, budget: MetaBudget) -> int:
-        return len(as_library(self.optimizers)) + budget.structure_steps
+        return len(as_library(self.optimizers)) + budget.structure_steps * budget.structure_proposals
 
     def _fingerprint(self, budget: MetaBudget) -> dict:
         return {"inputs": {name: spec.to_dict() for name, spec in as_library(self.optimizers).items()},
@@ -68,7 +68,7 @@ class MetaStructureOptimizer(MetaSearch):
     def _run_search(self, evaluator: Evaluator, budget: MetaBudget) -> None:
         library = as_library(self.optimizers)
         evaluator.run(StructureSearch(library, steps=budget.structure_steps, num_examples=budget.num_examples,
-                                      seed=evaluator.seed,
-                                      attempts=budget.proposal_attempts, limits=self.limits))
+                                      seed=evaluator.seed, attempts=budget.proposal_attempts, limits=self.limits,
+                                      proposals_per_step=budget.structure_proposals))
         evaluator.results.best_optimizers.update({name: spec.to_dict() for name, spec in library.items()})
 

@@ -25,8 +25,9 @@ def needs_instruction_and_demos(call):
 def _optimizer(meta_responder, steps=2, **kwargs):
     from dspy_meta.testing.toy_task import shout_optimizer_responder
 
+    kwargs.setdefault("budget", MetaBudget(structure_steps=steps))
     return MetaStructureOptimizer(
-        shout_metric, LIBRARY, budget=MetaBudget(structure_steps=steps), seed=0, display_progress=False,
+        shout_metric, LIBRARY, seed=0, display_progress=False,
         task_model=ScriptedEngine(needs_instruction_and_demos).as_lm(),
         prompt_model=ScriptedEngine(shout_optimizer_responder).as_lm(), meta_model=meta_responder.as_lm(), **kwargs)
 
@@ -131,3 +132,19 @@ def test_input_optimizers_are_validated_before_any_call(shout_data):
     with pytest.raises(ValueError, match="at least one input optimizer"):
         MetaStructureOptimizer(shout_metric, [], display_progress=False).compile(
             Shout(), trainset=shout_data[0], valset=shout_data[1])
+
+
+def test_k_proposals_per_step_are_one_batch_with_the_same_records_at_any_thread_count(shout_data):
+    second = {"op": "optimize", "ref": "bootstrap", "params": {"max_labeled_demos": 1}}
+
+    def records(num_threads):
+        meta = ScriptedEngine(lambda call: {"analysis": "", "plan": json.dumps(GOOD_PLAN if call.index == 0 else second)})
+        program = _optimizer(meta, num_threads=num_threads, budget=MetaBudget(structure_steps=1, structure_proposals=2)
+                             ).compile(Shout(), trainset=shout_data[0], valset=shout_data[1])
+        assert len(meta.calls) == 2  # one meta call per proposal
+        return [(c.stage, c.plan, c.score, c.accepted) for c in program.meta_results_.candidates]
+
+    sequential = records(None)
+    proposed = [r for r in sequential if r[0] == "structure"]
+    assert [p[2] for p in proposed] == [1.0, 0.0] and proposed[0][3] and not proposed[1][3]
+    assert records(4) == sequential

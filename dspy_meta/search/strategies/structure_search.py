@@ -40,7 +40,7 @@ class StructureSearch(SearchStrategy):
     """
 
     def __init__(self, library: Mapping[str, OptimizerSpec], *, steps: int, num_examples: int, attempts: int = 2,
-                 limits: PlanLimits | None = None, seed: int = 0, explore: bool = True):
+                 limits: PlanLimits | None = None, seed: int = 0, explore: bool = True, proposals_per_step: int = 1):
         self.library = dict(library)
         self.steps = steps
         self.num_examples = num_examples
@@ -48,13 +48,14 @@ class StructureSearch(SearchStrategy):
         self.limits = limits or PlanLimits(refs_only=True, cap_overrides=True)
         self.tried: list[tuple[PlanNode, float | None]] = []
         self.best_plan: PlanNode | None = None
+        self.proposals_per_step = proposals_per_step
         self.explorer = PlanExplorer(self.library, self.limits, seed) if explore else None
         self._step = -1
         self._asked: list[Candidate | Rejection] = []
         self._note = ""  # told to the meta LM at its next step (e.g. how its last plan was repaired)
 
     def planned(self) -> int:
-        return len(self.library) + self.steps
+        return len(self.library) + self.steps * self.proposals_per_step
 
     def ask(self, proposer: Proposer) -> list[Candidate | Rejection]:
         if self._step < 0:
@@ -77,30 +78,36 @@ class StructureSearch(SearchStrategy):
                 feedback=feedback if feedback != "none" or not note else note,
             )
 
+        chosen: list[Candidate] = []
+
         def parse(prediction):
             repairs: list[str] = []
             plan = parse_plan(str(prediction.plan or ""), library=self.library, limits=self.limits, repairs=repairs)
-            if any(plan_key(plan) == plan_key(tried) for tried, _ in self.tried):
+            if any(plan_key(plan) == plan_key(tried) for tried, _ in self.tried) or \
+                    any(plan_key(plan) == plan_key(c.plan) for c in chosen):
                 raise ValueError("the plan repeats one already tried; propose a different one")
             return plan, repairs
 
-        proposal, rejections = proposer.propose("structure", LINEAGE, f"structure:{step}", request, parse,
-                                                self.attempts)
-        self._asked = list(rejections)
-        if proposal is not None:
-            plan, repairs = proposal.parsed
-            analysis = str(proposal.prediction.analysis or "")
-            if repairs:
-                self._note = "Your previous plan was repaired before it ran: " + "; ".join(repairs)
-                analysis = f"{analysis} [repaired: {'; '.join(repairs)}]".strip()
-            self._asked.append(Candidate(plan, "structure", LINEAGE, analysis=analysis, usage=proposal.usage))
-        elif self.explorer is not None:
+        rejections: list[Rejection] = []
+        for j in range(self.proposals_per_step):  # k proposals per step, evaluated side by side
+            key = f"structure:{step}" if j == 0 else f"structure:{step}.{j}"
+            proposal, refused = proposer.propose("structure", LINEAGE, key, request, parse, self.attempts)
+            rejections += refused
+            if proposal is not None:
+                plan, repairs = proposal.parsed
+                analysis = str(proposal.prediction.analysis or "")
+                if repairs:
+                    self._note = "Your previous plan was repaired before it ran: " + "; ".join(repairs)
+                    analysis = f"{analysis} [repaired: {'; '.join(repairs)}]".strip()
+                chosen.append(Candidate(plan, "structure", LINEAGE, analysis=analysis, usage=proposal.usage))
+        if not chosen and self.explorer is not None:
             plan = self.explorer.draw(self.tried, compact_plan)
             if plan is not None:
-                if self._asked:  # one more step than planned, as a retry is
-                    self._asked[-1] = dataclasses.replace(self._asked[-1], retried=True)
-                self._asked.append(Candidate(plan, "structure-explore", LINEAGE,
-                                             analysis="drawn by exploration: the meta LM gave no new valid plan"))
+                if rejections:  # one more step than planned, as a retry is
+                    rejections[-1] = dataclasses.replace(rejections[-1], retried=True)
+                chosen.append(Candidate(plan, "structure-explore", LINEAGE,
+                                        analysis="drawn by exploration: the meta LM gave no new valid plan"))
+        self._asked = [*rejections, *chosen]
         return self._asked
 
     def tell(self, records: list[CandidateRecord]) -> None:
