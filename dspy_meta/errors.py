@@ -9,8 +9,8 @@ the inner optimizers, as `KeyboardInterrupt` does. Everything else is an `Except
 
 from __future__ import annotations
 
-__all__ = ["DspyMetaError", "ConfigError", "PlanError", "RunFailed", "LocalModelError", "BenchmarkDataError",
-           "StopRun", "BudgetExhausted", "PermanentLMError", "RunHalted", "TooManyMetricFailures"]
+__all__ = ["DspyMetaError", "ConfigError", "PlanError", "RunFailed", "RunDirError", "StaleResults", "LMCallTimeout",
+           "LocalModelError", "BenchmarkDataError", "StopRun", "BudgetExhausted", "PermanentLMError", "RunHalted", "TooManyMetricFailures"]
 
 
 class DspyMetaError(BaseException):
@@ -27,6 +27,19 @@ class PlanError(DspyMetaError, ValueError):
 
 class RunFailed(DspyMetaError, RuntimeError):
     """The run stopped on an error retrying cannot fix; finished work is in the run_dir checkpoint."""
+
+
+class RunDirError(DspyMetaError, ValueError):
+    """A run_dir (checkpoint folder) that belongs to other settings or whose manifest is unreadable;
+    the message names the file or what changed."""
+
+
+class StaleResults(DspyMetaError, ValueError):
+    """An experiment's output folder holds results of other settings (rerun with ``--force`` to recompute)."""
+
+
+class LMCallTimeout(DspyMetaError, TimeoutError):
+    """One LM call did not return within the run's per-call timeout; the call counts as failed."""
 
 
 class LocalModelError(DspyMetaError, RuntimeError):

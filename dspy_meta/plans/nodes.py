@@ -188,6 +188,8 @@ def parse_plan(text: str, *, library: Mapping[str, OptimizerSpec] | None = None,
         data = json.loads(strip_json_fence(text))
     except json.JSONDecodeError as exc:
         raise PlanError(f"plan is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise PlanError("plan is nested too deeply to parse") from None
     return plan_from_dict(data, library=library, limits=limits, repairs=repairs)
 
 
@@ -201,6 +203,8 @@ def plan_from_dict(data: Any, *, library: Mapping[str, OptimizerSpec] | None = N
         model = _NODE.validate_python(data, context={"library": library or {}, "limits": limits, "repairs": repairs})
     except ValidationError as exc:
         raise plan_error(exc) from None
+    except RecursionError:  # a value nested without bound inside params or prompts
+        raise PlanError("plan: a value is nested too deeply") from None
     node = _from_model(model)
     count = sum(1 for _ in node.steps())
     if count > limits.max_steps:

@@ -6,6 +6,7 @@ import hashlib
 import inspect
 import json
 import logging
+import math
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -63,11 +64,15 @@ class GuardedMetric:
         except Exception as exc:
             raise TypeError(f"the metric raised on a prediction equal to the example's labels: "
                             f"{type(exc).__name__}: {exc}") from exc
-        _as_score(value)
+        score = _as_score(value)
+        if not math.isfinite(score):
+            raise TypeError(f"the metric returned {score!r} on a prediction equal to the example's labels; "
+                            "scores must be finite numbers")
 
     def __call__(self, example, prediction, trace=None):
         try:
             value = self.metric(example, prediction, trace)
+            _check_finite(value)
         except Exception as exc:
             with self._lock:
                 self.failures += 1
@@ -79,6 +84,13 @@ class GuardedMetric:
                                             f"{self.max_failures})") from exc
             return 0.0
         return _as_score(value) if trace is None else value
+
+
+def _check_finite(value: Any) -> None:
+    """A NaN or infinite score would poison every comparison (NaN > x is False): refuse it as a failure."""
+    number = value if isinstance(value, (int, float)) else getattr(value, "score", None)
+    if isinstance(number, float) and not math.isfinite(number):
+        raise ValueError(f"the metric returned {number!r}, not a finite score")
 
 
 def _as_score(value: Any) -> float:

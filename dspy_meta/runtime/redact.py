@@ -1,29 +1,47 @@
 """Remove credentials from text before it is logged, checkpointed or saved.
 
-Error messages from LM clients can quote the request URL (``https://user:password@host``)
-or echo a key; every error text dspy-meta stores or logs passes through `redact`.
+Error messages from LM clients can quote the request URL (``https://user:password@host``,
+``...?key=...``, Azure's ``&sig=...``) or echo a key ("Incorrect API key provided: ..."); every
+text dspy-meta stores, logs or puts in an exception passes through `redact`. Besides the patterns
+below, the value of every environment variable whose name looks secret (``OPENAI_API_KEY``) is
+replaced wherever it appears.
 """
 
 from __future__ import annotations
 
+import os
 import re
 
 __all__ = ["redact", "is_secret_setting"]
 
 _SECRET_WORDS = ("key", "secret", "password", "header", "credential", "auth")
 _SECRET_NAMES = ("token", "access_token", "auth_token", "id_token")
+# Query-string parameters that carry credentials (Google's ?key=, Azure SAS &sig=, signed URLs).
+_QUERY_NAMES = (r"key|api[_-]?key|apikey|sig|signature|token|access[_-]?token|auth|code|secret|password|"
+                r"client[_-]?secret|x-amz-signature|x-amz-credential|x-goog-signature|se|sp|sv")
 
 _PATTERNS = [
     (re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@", re.I), r"\1***@"),  # URL userinfo
-    (re.compile(r"\b(sk|pk|rk|ak)-[A-Za-z0-9_\-]{6,}"), "***"),  # provider-style API keys
+    (re.compile(rf"([?&;](?:{_QUERY_NAMES})=)[^&#\s'\"]+", re.I), r"\1***"),  # query-string credentials
+    (re.compile(r"\b(sk|pk|rk|ak)-[A-Za-z0-9_\-]{6,}"), "***"),  # provider-style API keys (OpenAI, Anthropic)
+    (re.compile(r"\b(?:AIza[0-9A-Za-z_\-]{20,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{20,}|hf_[A-Za-z0-9]{20,}|"
+                r"gsk_[A-Za-z0-9]{20,}|xai-[A-Za-z0-9]{20,})"), "***"),  # Google, AWS, GitHub, HF, Groq, xAI
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._\-+/=]{8,}"), r"\1 ***"),  # auth headers
-    (re.compile(r"(?i)((?:api[_-]?key|token|secret|password)\s*[=:]\s*['\"]?)[^\s'\",}]{4,}"), r"\1***"),
+    (re.compile(r"(?i)((?:api[_ -]?key|token|secret|password)(?:\s+provided)?\s*[=:]\s*['\"]?)[^\s'\",}]{4,}"),
+     r"\1***"),
 ]
+
+
+def _environment_secrets() -> list[str]:
+    return sorted((value for name, value in os.environ.items() if len(value) >= 8 and is_secret_setting(name)
+                   and not name.lower().endswith(("_file", "_path", "_dir"))), key=len, reverse=True)
 
 
 def redact(text: object) -> str:
     """`text` as a string with URL credentials, API keys and auth tokens replaced by ``***``."""
     result = str(text)
+    for secret in _environment_secrets():
+        result = result.replace(secret, "***")
     for pattern, replacement in _PATTERNS:
         result = pattern.sub(replacement, result)
     return result
@@ -35,4 +53,4 @@ def is_secret_setting(name: str) -> bool:
     Sampling settings such as ``max_tokens`` are not secrets.
     """
     lowered = name.lower()
-    return lowered in _SECRET_NAMES or any(word in lowered for word in _SECRET_WORDS)
+    return lowered in _SECRET_NAMES or any(word in lowered for word in _SECRET_WORDS) or lowered.endswith("_token")

@@ -6,17 +6,30 @@ program state, usage). Each is written atomically (temp file, fsync, rename) bef
 the next piece of work starts. Re-running the same compile with the same folder
 replays these documents instead of calling the LMs again. API keys never reach it:
 documents hold scores, plans, prompts, program state and token counts only.
+
+A document that cannot be read back (truncated, edited, missing a field) is moved aside to
+``<name>.corrupt`` with a warning naming it, and its piece of work is done again. One process at
+a time works in a folder (`locked`): a second one waits, then resumes from what the first saved.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from dspy_meta.runtime.files import write_atomic
+import filelock
+
+from dspy_meta.errors import RunDirError
+from dspy_meta.runtime.files import file_lock, write_atomic
+from dspy_meta.runtime.fingerprint import changed_keys
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["RunStore"]
 
@@ -29,26 +42,56 @@ class RunStore:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
 
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the folder's lock: another process using the same folder waits until this one is done."""
+        lock = file_lock(self.path / ".lock")
+        try:
+            lock.acquire(timeout=0)
+        except filelock.Timeout:
+            logger.warning("run_dir %s is in use by another process; waiting for it to finish", self.path)
+            lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
+
     def open(self, fingerprint: dict[str, Any]) -> bool:
         """Create the folder, or check it belongs to this run. Returns True when resuming."""
         self.path.mkdir(parents=True, exist_ok=True)
         manifest = self.path / "run.json"
         if manifest.exists():
-            saved = json.loads(manifest.read_text(encoding="utf-8"))
+            try:
+                saved = json.loads(manifest.read_text(encoding="utf-8"))
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise RunDirError(f"run_dir manifest {str(manifest)!r} is unreadable ({exc}); it says which run the "
+                                  "folder belongs to, so nothing in it can be trusted: use a new run_dir") from None
             if saved != fingerprint:
-                changed = sorted(k for k in set(saved) | set(fingerprint) if saved.get(k) != fingerprint.get(k))
-                raise ValueError(f"run_dir {str(self.path)!r} holds a different run (differs in {changed}); "
-                                 "use a new run_dir or the original settings")
+                changed = changed_keys(saved if isinstance(saved, dict) else {}, fingerprint)
+                raise RunDirError(f"run_dir {str(self.path)!r} holds a different run (differs in {changed}); "
+                                  "use a new run_dir or the original settings")
             return True
         self._write(manifest, fingerprint)
         return False
 
     def get(self, kind: str, key: str) -> dict[str, Any] | None:
+        """The saved document of a piece of work, or None (never saved, or corrupt and set aside)."""
         path = self._doc(kind, key)
         if not path.exists():
             return None
-        data = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            self._set_aside(path, f"not valid JSON: {exc}")
+            return None
+        if not isinstance(data, dict):
+            self._set_aside(path, "not a JSON object")
+            return None
         return data if data.get("key") == key else None
+
+    def set_aside(self, kind: str, key: str, why: str) -> None:
+        """Move a document that cannot be used aside (``.corrupt``), so its work is done again."""
+        self._set_aside(self._doc(kind, key), why)
 
     def put(self, kind: str, key: str, data: dict[str, Any]) -> None:
         path = self._doc(kind, key)
@@ -61,6 +104,13 @@ class RunStore:
 
     def _doc(self, kind: str, key: str) -> Path:
         return self.path / kind / f"{_digest(key)}.json"
+
+    @staticmethod
+    def _set_aside(path: Path, why: str) -> None:
+        aside = path.with_suffix(".corrupt")
+        logger.warning("checkpoint %s is corrupt (%s); moved to %s, its work will be done again", path, why,
+                       aside.name)
+        os.replace(path, aside)
 
     @staticmethod
     def _write(path: Path, data: dict[str, Any]) -> None:

@@ -21,6 +21,7 @@ from dspy.utils.exceptions import (
 )
 
 from dspy_meta.errors import BudgetExhausted, PermanentLMError, RunHalted
+from dspy_meta.runtime.calls import DEFAULT_RATE_LIMIT_WAIT_S, RateLimitPatience, call_within, is_rate_limit
 from dspy_meta.runtime.memo import CallMemo
 from dspy_meta.runtime.schema import StrictModel, validated
 from dspy_meta.runtime.subclass import SubclassFactory
@@ -112,9 +113,12 @@ class _Guard:
         self.meters = meters
         self.halted: str | None = None
 
-    def check(self) -> None:
+    def check_halted(self) -> None:
         if self.halted is not None:
             raise RunHalted(self.halted)
+
+    def check(self) -> None:
+        self.check_halted()
         if self.limits is None:
             return
         reason = self.limits.exceeded({level: meter.snapshot() for level, meter in self.meters.items()})
@@ -125,17 +129,27 @@ class _Guard:
 def _metered_methods(base: type) -> dict:
     """Methods of the metered subclass of an LM class: meter, guard and memoize calls."""
     def metered_call(self, args, kwargs):
-        for meter in self._dspy_meta_meters:
-            meter.before_call()
-        try:
-            with self._dspy_meta_slots or contextlib.nullcontext():
-                return base.__call__(self, *args, **kwargs)
-        except Exception as exc:
+        patience = None
+        while True:
             for meter in self._dspy_meta_meters:
-                meter.after_error(exc)
-            raise
+                meter.before_call()
+            try:
+                with self._dspy_meta_slots or contextlib.nullcontext():
+                    return call_within(self._dspy_meta_timeout, lambda: base.__call__(self, *args, **kwargs))
+            except Exception as exc:
+                for meter in self._dspy_meta_meters:
+                    meter.count_failed()
+                if is_rate_limit(exc):  # DSPy's retries gave up after ~7 s: wait longer, within a bound
+                    patience = patience or RateLimitPatience(self._dspy_meta_rate_limit_wait)
+                    if patience.wait(exc):
+                        continue
+                for meter in self._dspy_meta_meters:
+                    meter.after_error(exc)
+                raise
 
     def __call__(self, *args, **kwargs):
+        for meter in self._dspy_meta_meters:
+            meter.check_halted()  # even an answer from the memo: a stopped run does no more work
         memo = self._dspy_meta_memo
         key = memo.key(self, args, kwargs) if memo is not None else None
         if key is None:
@@ -149,6 +163,7 @@ def _metered_methods(base: type) -> dict:
             return await base.acall(self, *args, **kwargs)
         except Exception as exc:
             for meter in self._dspy_meta_meters:
+                meter.count_failed()
                 meter.after_error(exc)
             raise
 
@@ -180,13 +195,16 @@ class UsageMeter:
         self._lock = threading.Lock()
 
     def attach(self, lm: dspy.BaseLM, memo: CallMemo | None = None,
-               slots: contextlib.AbstractContextManager | None = None) -> dspy.BaseLM:
+               slots: contextlib.AbstractContextManager | None = None, *, call_timeout: float | None = None,
+               rate_limit_wait: float | None = None) -> dspy.BaseLM:
         """A metered copy of `lm`; with a `memo`, identical requests are answered once per run.
 
         `slots` (a context manager held around each request: a semaphore, or a `PrioritySlots`
         slot) caps the requests in flight at once, across every LM that shares it: one thread
         budget for the whole run, however deeply evaluations nest. An LM already metered keeps
-        its meters, memo and slots and adds this meter.
+        its meters, memo, slots and timeouts and adds this meter. `call_timeout`: seconds one request
+        may take (None: no limit); `rate_limit_wait`: seconds to keep waiting on a rate-limited request
+        after DSPy's retries (see `dspy_meta.runtime.calls`).
         """
         outer = tuple(getattr(lm, "_dspy_meta_meters", ()))  # an LM metered by a caller keeps its meters
         # Our own copy changes class; the user's LM object and DSPy's classes stay as they are.
@@ -194,20 +212,39 @@ class UsageMeter:
         metered._dspy_meta_meters = (*outer, self)
         metered._dspy_meta_memo = memo if memo is not None else getattr(lm, "_dspy_meta_memo", None)
         metered._dspy_meta_slots = slots if slots is not None else getattr(lm, "_dspy_meta_slots", None)
+        metered._dspy_meta_timeout = call_timeout if call_timeout is not None else getattr(lm, "_dspy_meta_timeout",
+                                                                                           None)
+        metered._dspy_meta_rate_limit_wait = rate_limit_wait if rate_limit_wait is not None else getattr(
+            lm, "_dspy_meta_rate_limit_wait", DEFAULT_RATE_LIMIT_WAIT_S)
         return metered
+
+    def root_guard(self) -> _Guard | None:
+        """The run's guard (a branch's meter reaches it through its parents)."""
+        meter = self
+        while meter.parent is not None:
+            meter = meter.parent
+        return meter.guard
 
     def halt_run(self, cause: BaseException) -> None:
         """From now on, every LM call of the run raises `RunHalted`: a part of the run stopped it,
         and the parts running alongside stop at their next call instead of finishing their work."""
-        meter = self
-        while meter.parent is not None:
-            meter = meter.parent
-        if meter.guard is not None and meter.guard.halted is None:
-            meter.guard.halted = f"stopped alongside: {cause}"
+        guard = self.root_guard()
+        if guard is not None and guard.halted is None:
+            guard.halted = f"stopped alongside: {cause}"
 
     def before_call(self) -> None:
         if self.guard is not None:
             self.guard.check()
+
+    def check_halted(self) -> None:
+        if self.guard is not None:
+            self.guard.check_halted()
+
+    def count_failed(self) -> None:
+        """Count a call that failed (it may have cost the provider work, and a cap must stop a run whose
+        calls all fail); its tokens are unknown."""
+        with self._lock:
+            self._usage.calls += 1
 
     def after_error(self, error: Exception) -> None:
         cause = getattr(error, "__cause__", None)

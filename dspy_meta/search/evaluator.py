@@ -20,7 +20,7 @@ from typing import Any
 
 import dspy
 
-from dspy_meta.errors import TooManyMetricFailures
+from dspy_meta.errors import RunHalted, TooManyMetricFailures
 from dspy_meta.plans.composite import CompositeOptimizer, plan_key
 from dspy_meta.programs import rebuild, structure_of
 from dspy_meta.runtime.factory import Runtime
@@ -37,6 +37,11 @@ from dspy_meta.search.strategies.base import SearchStrategy
 logger = logging.getLogger(__name__)
 
 __all__ = ["Evaluator"]
+
+
+def _interpreter_stopping(exc: BaseException) -> bool:
+    """Whether an error comes from Python shutting down (after Ctrl-C), not from the candidate."""
+    return isinstance(exc, RuntimeError) and "interpreter shutdown" in str(exc)
 
 
 def _added(a: dict[str, LevelUsage], b: dict[str, LevelUsage]) -> dict[str, LevelUsage]:
@@ -185,6 +190,8 @@ class Evaluator:
                                       lm=runtime.program_lm)
             return score, program, "", counter.calls / len(self.valset)
         except (Exception, TooManyMetricFailures) as exc:  # one failing candidate must not end the run
+            if runtime.halted is not None or _interpreter_stopping(exc):  # not the candidate's failure:
+                raise RunHalted(runtime.halted or "the interpreter is shutting down") from exc  # nothing is recorded
             reason = f"run failed: {type(exc).__name__}: {redact(exc)}"
             logger.warning("candidate [%s] %s", candidate.stage, reason)
             return None, None, reason, None

@@ -8,8 +8,10 @@ program's state.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
+import threading
 from abc import abstractmethod
 from collections.abc import Callable
 from typing import Any
@@ -18,11 +20,12 @@ import dspy
 from dspy.teleprompt import Teleprompter
 from tqdm.auto import tqdm
 
-from dspy_meta.errors import BudgetExhausted, PermanentLMError, RunFailed
+from dspy_meta.errors import BudgetExhausted, ConfigError, PermanentLMError, RunFailed
 from dspy_meta.programs import structure_of
+from dspy_meta.runtime.calls import DEFAULT_CALL_TIMEOUT_S
 from dspy_meta.runtime.checks import GuardedMetric, data_hash, forward_inputs
-from dspy_meta.runtime.factory import build_runtime
-from dspy_meta.runtime.redact import is_secret_setting, redact
+from dspy_meta.runtime.factory import Runtime, build_runtime
+from dspy_meta.runtime.fingerprint import class_code_hash, code_hash, lm_identity
 from dspy_meta.runtime.storage import RunStore
 from dspy_meta.runtime.usage import UsageLimits
 from dspy_meta.search.budget import MetaBudget
@@ -43,10 +46,46 @@ def split_trainset(trainset: list) -> tuple[list, list]:
     return trainset[:cutoff], trainset[cutoff:]
 
 
-def _lm_identity(lm) -> str:
-    """Model and settings of an LM, without credentials (the fingerprint is written to disk)."""
-    settings = {k: v for k, v in sorted(getattr(lm, "kwargs", {}).items()) if not is_secret_setting(k)}
-    return redact(f"{getattr(lm, 'model', type(lm).__name__)} {settings}")
+def _check_seed(seed) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise TypeError(f"seed must be a non-negative integer (as MIPROv2's), got {seed!r}")
+
+
+def _price_known(lm) -> bool:
+    """Whether the LM's calls come with a cost: a provider model with a known price (not a custom engine)."""
+    if not isinstance(getattr(lm, "engine", "auto"), str):
+        return False
+    model = str(getattr(lm, "model", ""))
+    provider, _, name = model.partition("/")
+    try:
+        from dspy.clients.model_metadata import model_info
+
+        if name and "input_cost_per_token" in (model_info(provider, name) or {}):
+            return True
+    except Exception:  # noqa: BLE001 -- no metadata: the price is unknown
+        pass
+    import litellm
+
+    return any("input_cost_per_token" in (litellm.model_cost.get(m) or {}) for m in (model, name) if m)
+
+
+def _check_prices(limits: UsageLimits | None, lms: dict) -> None:
+    if limits is None or limits.total_cost is None:
+        return
+    unpriced = [f"{level} LM {getattr(lm, 'model', type(lm).__name__)!r}" for level, lm in lms.items()
+                if not _price_known(lm)]
+    if unpriced:
+        raise ConfigError(f"usage limit 'total_cost' cannot be enforced: no price is known for the "
+                          f"{', '.join(unpriced)}; limit calls or tokens instead")
+
+
+def _wait_for_branches(runtime: Runtime, seconds: float) -> None:
+    """After an interrupt: give the branches still running (their next LM call stops them) a moment to end."""
+    deadline = threading.Event()
+    for _ in range(int(seconds * 20)):
+        if runtime.running_branches() == 0:
+            return
+        deadline.wait(0.05)
 
 
 class MetaSearch(Teleprompter):
@@ -66,14 +105,16 @@ class MetaSearch(Teleprompter):
         display_progress: show a tqdm bar over candidates.
         run_dir: checkpoint folder; re-running the same compile with it resumes a stopped run.
         usage_limits: hard caps on LM calls / tokens / cost (`UsageLimits` or dict).
-        max_metric_failures: examples on which the metric may raise (each counts as failed) before
-            the candidate being scored fails.
+        max_metric_failures: examples on which the metric may raise or return NaN (each counts as
+            failed) before the candidate being scored fails.
+        call_timeout: seconds one LM call may take before it counts as failed (None: no limit).
     """
 
     def __init__(self, metric: Callable, *, budget: MetaBudget | dict | None = None, task_model=None,
                  prompt_model=None, meta_model=None, num_threads: int | None = None, seed: int = 9,
                  display_progress: bool = True, run_dir: str | None = None,
-                 usage_limits: UsageLimits | dict | None = None, max_metric_failures: int = 10):
+                 usage_limits: UsageLimits | dict | None = None, max_metric_failures: int = 10,
+                 call_timeout: float | None = DEFAULT_CALL_TIMEOUT_S):
         self.metric = metric
         self.budget = budget
         self.task_model = task_model
@@ -85,6 +126,7 @@ class MetaSearch(Teleprompter):
         self.run_dir = run_dir
         self.usage_limits = usage_limits
         self.max_metric_failures = max_metric_failures
+        self.call_timeout = call_timeout
 
     # -- what subclasses write ---------------------------------------------------
     @abstractmethod
@@ -121,9 +163,14 @@ class MetaSearch(Teleprompter):
         before the first LM call.
         """
         seed = self.seed if seed is None else seed
+        _check_seed(seed)
         budget = self._resolve_budget()
         limits = self._resolve_limits()
         self._validate_settings(budget)
+        if self.call_timeout is not None and (isinstance(self.call_timeout, bool) or
+                                              not isinstance(self.call_timeout, (int, float)) or
+                                              not self.call_timeout > 0):
+            raise ValueError(f"call_timeout must be a positive number of seconds or None, got {self.call_timeout!r}")
         trainset, valset = self._validate_data(student, trainset, valset)
         metric = GuardedMetric(self.metric, self.max_metric_failures)
         metric.probe(valset[0])
@@ -135,8 +182,17 @@ class MetaSearch(Teleprompter):
         optimizer_lm = self.prompt_model or program_lm
         meta_lm = self.meta_model or optimizer_lm
         lms = {"program": program_lm, "optimizer": optimizer_lm, "meta": meta_lm}
-        store = self._open_store(seed, budget, limits, trainset, valset, student, lms)
-        runtime = build_runtime(lms, metric=metric, num_threads=self.num_threads, limits=limits, store=store)
+        _check_prices(limits, lms)
+        store = RunStore(self.run_dir) if self.run_dir is not None else None
+        with store.locked() if store else contextlib.nullcontext():  # one process at a time in a run_dir
+            self._open_store(store, seed, budget, trainset, valset, student, lms)
+            runtime = build_runtime(lms, metric=metric, num_threads=self.num_threads, limits=limits, store=store,
+                                    call_timeout=self.call_timeout)
+            runtime.replay_unfinished()
+            evaluator = self._search(runtime, student, trainset, valset, seed, budget)
+        return self._finish(student, evaluator)
+
+    def _search(self, runtime: Runtime, student, trainset, valset, seed, budget: MetaBudget) -> Evaluator:
         with tqdm(total=self._planned_candidates(budget), desc=type(self).__name__, unit="candidate",
                   disable=not self.display_progress) as progress:
             evaluator = Evaluator(runtime, student, trainset, valset, seed, progress=progress,
@@ -147,27 +203,39 @@ class MetaSearch(Teleprompter):
                     self._search_and_score_baseline(evaluator, budget)
             except BudgetExhausted as stop:
                 logger.warning("stopping: %s; returning the best program found so far", stop)
+                runtime.halt(f"stopped: {stop}")
+                runtime.save_unfinished()
                 evaluator.results.stopped_reason = f"budget: {stop}"
             except PermanentLMError as stop:
+                runtime.halt(f"stopped: {stop}")
                 where = f" Finished work is saved in {self.run_dir}." if self.run_dir else ""
-                raise RunFailed(f"{stop}. The run stopped.{where}") from stop.error
-        return self._finish(student, evaluator)
+                failure = RunFailed(f"{stop}. The run stopped.{where}")
+                failure.cause = stop.error  # not chained: a provider's error text may quote a key
+                raise failure from None
+            except BaseException:  # Ctrl-C (or a crash): every branch stops at its next LM call
+                runtime.halt("interrupted")
+                _wait_for_branches(runtime, 5.0)
+                raise
+        return evaluator
 
-    def _open_store(self, seed, budget, limits, trainset, valset, student, lms) -> RunStore | None:
-        """The run's checkpoint folder, refused when it belongs to other settings (None without run_dir)."""
-        if self.run_dir is None:
-            return None
-        store = RunStore(self.run_dir)
+    def _open_store(self, store: RunStore | None, seed, budget, trainset, valset, student, lms) -> None:
+        """Check the run's checkpoint folder belongs to these settings (`RunDirError` naming what changed).
+
+        Usage limits are not part of it: a run stopped by a limit resumes with a higher one.
+        """
+        if store is None:
+            return
         fingerprint = {"optimizer": type(self).__name__, "seed": seed, "budget": budget.to_dict(),
                        "trainset": data_hash(trainset), "valset": data_hash(valset),
                        "student": data_hash(student.dump_state()),
-                       "lms": [_lm_identity(lm) for lm in lms.values()],
+                       "student_class": f"{type(student).__module__}.{type(student).__qualname__}",
+                       "student_code": class_code_hash(type(student)),
+                       "lms": [lm_identity(lm) for lm in lms.values()],
                        "metric": getattr(self.metric, "__qualname__", type(self.metric).__qualname__),
-                       "max_metric_failures": self.max_metric_failures,
-                       "usage_limits": repr(limits), **self._fingerprint(budget)}
+                       "metric_code": code_hash(self.metric),
+                       "max_metric_failures": self.max_metric_failures, **self._fingerprint(budget)}
         if store.open(fingerprint):
             logger.info("resuming the run in %s", self.run_dir)
-        return store
 
     def _search_and_score_baseline(self, evaluator: Evaluator, budget: MetaBudget) -> None:
         """Score the unoptimized student and run the search; side by side when threads allow,
@@ -226,4 +294,11 @@ class MetaSearch(Teleprompter):
                 missing = wanted - set(example.inputs().keys())
                 if missing:
                     raise ValueError(f"{name}[{i}] lacks the program's input(s) {sorted(missing)}")
+        labels = set(valset[0].labels().keys())
+        if not labels:
+            raise ValueError("valset[0] has no label (every field is an input); the metric needs labels to score")
+        for i, example in enumerate(valset):
+            missing = labels - {k for k, v in example.labels().items() if v is not None}
+            if missing:
+                raise ValueError(f"valset[{i}] lacks the label(s) {sorted(missing)} that valset[0] has")
         return trainset, valset

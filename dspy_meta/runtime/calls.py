@@ -1,0 +1,87 @@
+"""How one LM request is made: within a per-call timeout, and with patience for rate limits.
+
+`call_within(timeout, fn)` runs `fn` in a daemon thread carrying the caller's context (dspy.context)
+and gives up after `timeout` seconds with `LMCallTimeout`: a call that never returns cannot hang a
+run (the abandoned thread ends with its call; being a daemon, it never blocks the interpreter's exit).
+
+`RateLimitPatience` decides how long to wait after DSPy's own retries of a rate-limited request gave
+up (DSPy waits about 1 + 2 + 4 seconds): the provider's Retry-After when it gave one, else 8, 16, 32, 60,
+60, ... seconds, until `max_wait_s` (default 300 s) have been spent waiting on that request; then the
+outage ends the run.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import math
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from dspy.utils.exceptions import LMRateLimitError
+
+from dspy_meta.errors import LMCallTimeout
+
+__all__ = ["call_within", "RateLimitPatience", "is_rate_limit", "DEFAULT_CALL_TIMEOUT_S", "DEFAULT_RATE_LIMIT_WAIT_S"]
+
+DEFAULT_CALL_TIMEOUT_S = 600.0
+DEFAULT_RATE_LIMIT_WAIT_S = 300.0
+
+_sleep = time.sleep  # tests replace it to observe the waits without waiting
+
+
+def call_within(timeout: float | None, fn: Callable[[], Any]) -> Any:
+    """`fn()`, or `LMCallTimeout` when it has not returned after `timeout` seconds (None: no limit)."""
+    if timeout is None:
+        return fn()
+    outcome: list = []
+    done = threading.Event()
+    context = contextvars.copy_context()
+
+    def run() -> None:
+        try:
+            outcome.append((True, context.run(fn)))
+        except BaseException as exc:  # noqa: BLE001 -- handed back to the caller's thread
+            outcome.append((False, exc))
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="dspy-meta-lm-call", daemon=True).start()
+    if not done.wait(timeout):
+        raise LMCallTimeout(f"the LM call did not return within {timeout:g} s (call_timeout)")
+    ok, value = outcome[0]
+    if ok:
+        return value
+    raise value
+
+
+def is_rate_limit(error: BaseException) -> bool:
+    cause = getattr(error, "__cause__", None)
+    return isinstance(error, LMRateLimitError) or isinstance(cause, LMRateLimitError)
+
+
+class RateLimitPatience:
+    """The waits after a request stayed rate-limited through DSPy's retries (see the module doc)."""
+
+    def __init__(self, max_wait_s: float = DEFAULT_RATE_LIMIT_WAIT_S):
+        self.max_wait_s = max_wait_s
+        self.waited = 0.0
+        self.attempt = 0
+
+    def wait(self, error: BaseException) -> bool:
+        """Sleep before the next try and return True, or return False when patience is spent."""
+        hint = getattr(error, "retry_after", None)
+        if hint is None and getattr(error, "__cause__", None) is not None:
+            hint = getattr(error.__cause__, "retry_after", None)
+        try:
+            hint = float(hint) if hint is not None else None
+        except (TypeError, ValueError):
+            hint = None
+        delay = hint if hint is not None and math.isfinite(hint) and hint > 0 else min(8.0 * 2 ** self.attempt, 60.0)
+        if self.waited + delay > self.max_wait_s:
+            return False
+        self.attempt += 1
+        self.waited += delay
+        _sleep(delay)
+        return True
