@@ -35,22 +35,30 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("config")
     run.add_argument("--seeds", type=int, nargs="+", help="override the config's seeds")
     run.add_argument("--output", help="output folder (default: <output_dir>/<name>)")
+    run.add_argument("--force", action="store_true",
+                     help="recompute finished runs whose settings changed (default: refuse)")
     demo = commands.add_parser("demo", help="the main job: meta-optimize a small real task on the local models")
     demo.add_argument("--config", default=DEMO_CONFIG)
     demo.add_argument("--output")
+    demo.add_argument("--force", action="store_true", help="recompute finished runs whose settings changed")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
+    from dspy_meta.errors import StaleResults
     from dspy_meta.experiments.config import ConfigError, load_config
     from dspy_meta.experiments.runner import markdown_table, output_folder, run_experiment
+    from dspy_meta.runtime.redact import redact
 
     try:
         config = load_config(args.config)
+        results = run_experiment(config, seeds=getattr(args, "seeds", None), output=args.output, force=args.force)
     except ConfigError as exc:
-        print(f"dspy-meta: invalid config: {exc}", file=sys.stderr)
+        print(f"dspy-meta: invalid config: {redact(exc)}", file=sys.stderr)
         return 2
-    results = run_experiment(config, seeds=getattr(args, "seeds", None), output=args.output)
+    except StaleResults as exc:
+        print(f"dspy-meta: {redact(exc)}", file=sys.stderr)
+        return 3
     out_dir = output_folder(config, args.output)
     print(markdown_table(results))
     if args.command == "demo":

@@ -334,6 +334,14 @@ _LOADERS: dict[str, Callable[..., Task]] = {
 }
 
 
+def task_loader(name: str):
+    """The function that loads a task (its keyword arguments are the task's settings)."""
+    try:
+        return _LOADERS[name]
+    except KeyError:
+        raise ValueError(f"unknown task {name!r}; available: {', '.join(_LOADERS)}") from None
+
+
 def available_tasks() -> list[str]:
     return list(_LOADERS)
 

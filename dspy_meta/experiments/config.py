@@ -62,10 +62,36 @@ class LMConfig(_Named):
                 raise invalid("config_at", "holds credentials; keep them out of config files", at=name)
         return kwargs
 
-    def build(self):
-        from dspy_meta.lm import make_lm
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, model: str) -> str:
+        from dspy_meta.lm.registry import LOCAL_MODELS
 
-        return make_lm(self.model, **self.kwargs)
+        name = model.removeprefix("local/")
+        if name not in LOCAL_MODELS and ("/" not in model or model.startswith("local/") or
+                                         not all(part.strip() for part in model.split("/", 1))):
+            raise invalid("config", f"unknown model {model!r}: use a local model ({sorted(LOCAL_MODELS)}) or a "
+                                    "litellm model string 'provider/name' such as 'openai/gpt-4o-mini'")
+        return model
+
+    def build(self):
+        """The LM; a `ConfigError` for a provider litellm does not know (before any work is done)."""
+        import litellm
+
+        from dspy_meta.lm import make_lm
+        from dspy_meta.lm.registry import LOCAL_MODELS
+
+        if self.model.removeprefix("local/") not in LOCAL_MODELS:
+            provider = self.model.split("/", 1)[0]
+            known = {getattr(p, "value", p) for p in litellm.provider_list}
+            known |= {p.get("provider") for p in litellm.custom_provider_map or []}
+            if provider not in known:
+                raise ConfigError(f"model {self.model!r}: unknown provider {provider!r} (litellm knows "
+                                  f"{len(known)} providers, such as openai, anthropic, ollama_chat, hosted_vllm)")
+        try:
+            return make_lm(self.model, **self.kwargs)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"model {self.model!r}: {redact(exc)}") from None
 
 
 class TaskConfig(_Named):
@@ -82,10 +108,33 @@ class TaskConfig(_Named):
             raise invalid("config", f"unknown task {name!r}; available: {available_tasks()}")
         return name
 
+    @model_validator(mode="after")
+    def _known_kwargs(self) -> TaskConfig:
+        import inspect
+
+        from dspy_meta.benchmarks.tasks import task_loader
+
+        parameters = inspect.signature(task_loader(self.name)).parameters
+        unknown = sorted(set(self.kwargs) - set(parameters))
+        if unknown:
+            raise invalid("config_at", f"unknown setting(s) {unknown} for task {self.name!r}; known: "
+                                       f"{sorted(parameters)}", at="kwargs")
+        return self
+
     def load(self):
+        """The task, checked to have enough examples (>= 2 train, >= 1 val and test); a `ConfigError` otherwise."""
         from dspy_meta.benchmarks import load_task
 
-        return load_task(self.name, **self.kwargs)
+        try:
+            task = load_task(self.name, **self.kwargs)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"task: {self.name!r} with {self.kwargs} cannot be loaded: {exc}") from None
+        sizes = {"train": len(task.train), "val": len(task.val), "test": len(task.test)}
+        small = {split: n for split, n in sizes.items() if n < (2 if split == "train" else 1)}
+        if small:
+            raise ConfigError(f"task: {self.name!r} with {self.kwargs} has too few examples {small}; the "
+                              "optimizers need at least 2 training and 1 validation and test example")
+        return task
 
 
 class ExperimentConfig(_Config):
@@ -107,6 +156,11 @@ class ExperimentConfig(_Config):
         if not name.replace("_", "").replace("-", "").isalnum():
             raise invalid("config", f"must be letters, digits, '-' or '_', got {name!r}")
         return name
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _one_seed(cls, seeds: Any) -> Any:
+        return [seeds] if isinstance(seeds, int) and not isinstance(seeds, bool) else seeds
 
     @field_validator("lms", mode="before")
     @classmethod

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import statistics
 import time
 from pathlib import Path
@@ -17,7 +18,9 @@ from typing import Any
 import dspy
 from tqdm.auto import tqdm
 
-from dspy_meta.runtime.files import write_atomic
+from dspy_meta.errors import ConfigError, StaleResults
+from dspy_meta.runtime.files import file_lock, write_atomic
+from dspy_meta.runtime.fingerprint import changed_keys, code_hash, lm_identity
 from dspy_meta.runtime.scoring import score_program
 from dspy_meta.experiments.config import ExperimentConfig
 from dspy_meta.experiments.methods import run_method
@@ -43,12 +46,45 @@ def _trajectory(program, val_score: float, usage: dict) -> list[tuple[int, float
     return points
 
 
-def _run_one(method: str, task, lms: dict, config: ExperimentConfig, seed: int, out_dir: Path) -> dict[str, Any]:
+# Settings that do not change a method's result (where it is written, which other methods and seeds run).
+_NOT_IN_FINGERPRINT = ("name", "methods", "seeds", "output_dir", "num_threads")
+
+
+def run_fingerprint(method: str, seed: int, config: ExperimentConfig, lms: dict, task) -> dict[str, Any]:
+    """What one method x seed run's result depends on: the config (but where outputs go), the LMs, the metric."""
+    settings = {k: v for k, v in config.to_dict().items() if k not in _NOT_IN_FINGERPRINT}
+    return {"method": method, "seed": seed, "config": settings,
+            "lms": {level: lm_identity(lm) for level, lm in lms.items()}, "metric": code_hash(task.metric)}
+
+
+def _run_one(method: str, task, lms: dict, config: ExperimentConfig, seed: int, out_dir: Path,
+             force: bool = False) -> dict[str, Any]:
     run_dir = out_dir / method / f"seed{seed}"
+    with file_lock(out_dir / method / f".seed{seed}.lock"):  # one process per run; a second waits, then reuses
+        return _run_locked(method, task, lms, config, seed, run_dir, force)
+
+
+def _run_locked(method: str, task, lms: dict, config: ExperimentConfig, seed: int, run_dir: Path,
+                force: bool) -> dict[str, Any]:
     finished = run_dir / "record.json"
+    fingerprint = run_fingerprint(method, seed, config, lms, task)
     if finished.exists():  # re-running the same command resumes: finished runs are not repeated
-        logger.info("%s seed %d finished earlier; reusing %s", method, seed, finished)
-        return json.loads(finished.read_text())
+        try:
+            record = json.loads(finished.read_text())
+            saved = record.get("fingerprint", {})
+        except ValueError:
+            record, saved = None, {"record.json": "unreadable"}
+        if record is not None and saved == fingerprint:
+            logger.warning("%s seed %d: reusing the finished result in %s", method, seed, finished)
+            return record
+        changed = changed_keys(saved, fingerprint) if isinstance(saved, dict) else ["fingerprint"]
+        if not force:
+            raise StaleResults(f"{run_dir} holds a result of other settings (differs in {changed}); rerun with "
+                               "--force (run_experiment(force=True)) to recompute it, or use another --output")
+        logger.warning("%s seed %d: settings changed (%s); recomputing (--force)", method, seed, changed)
+        shutil.rmtree(run_dir)
+    elif force and run_dir.exists():  # an unfinished run of unknown settings: start it again
+        shutil.rmtree(run_dir)
     meters = {level: UsageMeter(level) for level in LEVELS}
     metered = {level: meters[level].attach(lm) for level, lm in lms.items()}
     started = time.perf_counter()
@@ -63,7 +99,7 @@ def _run_one(method: str, task, lms: dict, config: ExperimentConfig, seed: int, 
     test = score_program(program, task.test, task.metric, num_threads=config.num_threads, lm=lms["program"])
     run_dir.mkdir(parents=True, exist_ok=True)
     program.save(str(run_dir / "program.json"))
-    record = {"method": method, "seed": seed, "val": val, "test": test, "usage": usage,
+    record = {"method": method, "seed": seed, "fingerprint": fingerprint, "val": val, "test": test, "usage": usage,
               "compile_seconds": round(compile_seconds, 2), "wall_seconds": round(time.perf_counter() - started, 2),
               "trajectory": _trajectory(program, val, usage)}
     if results is not None:
@@ -97,28 +133,55 @@ def output_folder(config: ExperimentConfig, output: str | Path | None = None) ->
 
 
 def run_experiment(config: ExperimentConfig, *, seeds: list[int] | None = None, output: str | Path | None = None,
-                   lms: dict[str, dspy.BaseLM] | None = None) -> dict[str, Any]:
+                   lms: dict[str, dspy.BaseLM] | None = None, force: bool = False) -> dict[str, Any]:
     """Run every method for every seed; write the outputs; return the results dict.
 
     `lms` (program / optimizer / meta) replaces the config's LMs, e.g. with scripted LMs in tests.
+    Everything is checked before the first method runs (config, seeds, task data, LMs, and every
+    finished result in the output folder against the current settings). A finished method x seed run
+    is reused when its settings are unchanged; one of other settings raises `StaleResults` naming what
+    changed, unless `force`, which recomputes it.
     """
     seeds = list(seeds) if seeds is not None else list(config.seeds)
+    bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, int) or s < 0]
+    if bad or not seeds:
+        raise ConfigError(f"seeds: must be one or more non-negative integers, got {seeds!r}")
     out_dir = output_folder(config, output)
-    out_dir.mkdir(parents=True, exist_ok=True)
     task = config.task.load()
     lms = lms or {level: lm_config.build() for level, lm_config in config.lms.items()}
-    records = []
     runs = [(seed, method) for seed in seeds for method in config.methods]
+    if not force:
+        _check_finished(runs, config, lms, task, out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    records = []
     with dspy.context(lm=lms["program"]):
         for seed, method in tqdm(runs, desc=config.name, unit="run"):
             logger.info("running %s, seed %d", method, seed)
-            records.append(_run_one(method, task, lms, config, seed, out_dir))
+            records.append(_run_one(method, task, lms, config, seed, out_dir, force))
     results = {"config": config.to_dict(), "task": {"name": task.name, "description": task.description,
                                                     "source": task.source, "split_note": task.split_note,
                                                     "sizes": [len(task.train), len(task.val), len(task.test)]},
                "seeds": seeds, "runs": records, "summary": _summary(records)}
     write_outputs(results, out_dir)
     return results
+
+
+def _check_finished(runs, config, lms, task, out_dir: Path) -> None:
+    """Refuse before any work when a finished result in `out_dir` belongs to other settings."""
+    stale = []
+    for seed, method in runs:
+        finished = out_dir / method / f"seed{seed}" / "record.json"
+        if finished.exists():
+            try:
+                saved = json.loads(finished.read_text()).get("fingerprint", {})
+            except ValueError:
+                saved = {"record.json": "unreadable"}
+            changed = changed_keys(saved, run_fingerprint(method, seed, config, lms, task))
+            if changed:
+                stale.append(f"{method}/seed{seed} (differs in {changed})")
+    if stale:
+        raise StaleResults(f"{out_dir} holds results of other settings: {', '.join(stale)}; rerun with --force "
+                           "to recompute them, or use another --output")
 
 
 def markdown_table(results: dict[str, Any]) -> str:
