@@ -1,6 +1,6 @@
 """A meta-optimization run in its own process, for the crash/resume test.
 
-Usage: python -m tests.teleprompters.resume_job RUN_DIR OUT_JSON
+Usage: python -m tests.teleprompters.resume_job RUN_DIR OUT_JSON [NUM_THREADS [PROGRAM_DELAY_S]]
 """
 
 import json
@@ -18,15 +18,18 @@ BUDGET = MetaBudget(prompt_steps=1, structure_steps=1, copro_breadth=2, copro_de
                     mipro_trials=2)
 
 
-def slow_program(call):
-    time.sleep(0.01)  # slow enough that the parent can kill the run between candidates
-    return shout_program_responder(call, demos_help=False)
+def slow_program(delay: float):
+    def respond(call):
+        time.sleep(delay)  # slow enough that the parent can kill the run between candidates
+        return shout_program_responder(call, demos_help=False)
+    return respond
 
 
-def main(run_dir: str, out_path: str) -> None:
-    engines = [ScriptedEngine(slow_program), ScriptedEngine(shout_optimizer_responder),
+def main(run_dir: str, out_path: str, num_threads: int | None = None, delay: float = 0.01) -> None:
+    engines = [ScriptedEngine(slow_program(delay)), ScriptedEngine(shout_optimizer_responder),
                ScriptedEngine(aligning_meta_responder)]
     teleprompter = MetaTeleprompter(shout_metric, budget=BUDGET, seed=0, display_progress=False, run_dir=run_dir,
+                                    num_threads=num_threads,
                                     task_model=engines[0].as_lm(), prompt_model=engines[1].as_lm(),
                                     meta_model=engines[2].as_lm(), max_bootstrapped_demos=1, max_labeled_demos=0)
     program = teleprompter.compile(Shout(), trainset=shout_examples(8), valset=shout_examples(6, offset=8))
@@ -36,4 +39,5 @@ def main(run_dir: str, out_path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else None,
+         float(sys.argv[4]) if len(sys.argv) > 4 else 0.01)
