@@ -50,12 +50,28 @@ def code_hash(fn: Any) -> str:
     return class_code_hash(type(fn))
 
 
-def class_code_hash(cls: type, skip_packages: tuple[str, ...] = ("dspy", "builtins", "dspy_meta")) -> str:
-    """A hash of the source of `cls` and of every base class outside `skip_packages` (DSPy's own
+def _class_text(cls: type) -> list:
+    """The source of each function a class defines (methods, properties, class and static methods), by name.
+
+    Not `inspect.getsource(cls)`: it finds a class by name, so two classes of one name (defined in a
+    function, or redefined in a notebook) would look the same.
+    """
+    texts = [cls.__qualname__]
+    for name, value in sorted(vars(cls).items()):
+        if isinstance(value, (staticmethod, classmethod)):
+            value = value.__func__
+        if isinstance(value, property):
+            value = value.fget
+        if inspect.isfunction(value):
+            texts.append((name, _code_text(value)))
+    return texts
+
+
+def class_code_hash(cls: type, skip_packages: tuple[str, ...] = ("dspy", "builtins")) -> str:
+    """A hash of the code of `cls` and of every base class outside `skip_packages` (DSPy's own
     classes change with DSPy's version, which the LM settings and results already reflect)."""
-    texts = [_code_text(base) for base in cls.__mro__
-             if base.__module__.split(".")[0] not in skip_packages or base is cls]
-    return digest(texts)
+    return digest([_class_text(base) for base in cls.__mro__
+                   if base.__module__.split(".")[0] not in skip_packages or base is cls])
 
 
 def changed_keys(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
