@@ -80,7 +80,7 @@ def test_two_processes_on_one_run_dir_do_the_work_once(tmp_path, clean_run):
 
 def test_in_process_interrupt_stops_every_branch_at_its_next_lm_call(tmp_path, shout_data):
     def slow(call):
-        time.sleep(0.02)
+        time.sleep(0.05)
         return shout_program_responder(call, demos_help=False)
 
     clean = compile_toy(toy_engines(slow), shout_data, num_threads=4, run_dir=str(tmp_path / "clean")).meta_results_
@@ -88,15 +88,15 @@ def test_in_process_interrupt_stops_every_branch_at_its_next_lm_call(tmp_path, s
     engines = toy_engines(slow)
 
     def interrupt_after_two_candidates():
-        if _wait_for(lambda: len(list((run_dir / "candidates").glob("*.json"))) >= 2, 120):
+        if _wait_for(lambda: len(list((run_dir / "candidates").glob("*.json"))) >= 1, 120):
             _thread.interrupt_main()
 
     threading.Thread(target=interrupt_after_two_candidates, daemon=True).start()
     with pytest.raises(KeyboardInterrupt):
         compile_toy(engines, shout_data, num_threads=4, run_dir=str(run_dir))
     calls = [len(e.calls) for e in engines]
-    time.sleep(2.0)  # a branch still at work would keep calling the LMs
-    assert [len(e.calls) for e in engines] == calls
+    time.sleep(3.0)  # a branch still at work would keep calling the LMs
+    assert [len(e.calls) for e in engines] == calls, f"calls went on after the interrupt: {calls}"
     assert _failed_checkpoints(run_dir) == []
     resumed = compile_toy(toy_engines(slow), shout_data, num_threads=4, run_dir=str(run_dir)).meta_results_
     assert _same_result(resumed.to_dict()) == _same_result(clean.to_dict())
