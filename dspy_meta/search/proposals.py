@@ -17,6 +17,7 @@ from typing import Any
 import dspy
 from dspy.utils.exceptions import AdapterParseError
 
+from dspy_meta.errors import LMCallTimeout
 from dspy_meta.optimizers.base import get_kind
 from dspy_meta.optimizers.prompts import PromptSet, PromptTemplate
 from dspy_meta.optimizers.spec import OptimizerSpec
@@ -253,7 +254,7 @@ class Proposer:
                 try:
                     with dspy.context(lm=self.meta_lm_for(attempt_key)):
                         return {"outputs": dict(request(feedback, rng).items())}
-                except AdapterParseError as exc:  # an answer the adapter cannot parse is a rejected proposal
+                except (AdapterParseError, LMCallTimeout) as exc:  # no usable answer: a rejected proposal
                     return {"error": f"{type(exc).__name__}: {redact(exc)}"}
 
             before = self.runtime.usage()

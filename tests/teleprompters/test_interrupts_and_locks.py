@@ -121,3 +121,24 @@ def test_a_call_that_never_returns_times_out_instead_of_hanging(shout_data):
     release.set()
     assert not worker.is_alive() and outcome, "compile hung on an LM call that never returns"
     assert outcome[0].baseline_score is not None
+
+
+def test_a_meta_call_that_never_returns_is_a_rejected_proposal(shout_data):
+    from dspy_meta.testing.toy_task import aligning_meta_responder
+
+    release, seen = threading.Event(), []
+
+    def hangs_first(call):
+        seen.append(call)
+        if len(seen) == 1:
+            release.wait(600)
+        return aligning_meta_responder(call)
+
+    engines = toy_engines()
+    engines[2] = ScriptedEngine(hangs_first)
+    try:
+        results = compile_toy(engines, shout_data, call_timeout=0.5).meta_results_
+    finally:
+        release.set()
+    assert any("LMCallTimeout" in c.reason for c in results.candidates if c.plan is None)
+    assert results.best_score == 1.0
