@@ -18,16 +18,18 @@ import dspy
 from dspy.teleprompt import Teleprompter
 from tqdm.auto import tqdm
 
-from dspy_meta.errors import BudgetExhausted, PermanentLMError, RunFailed
-from dspy_meta.programs import structure_of
+from dspy_meta.errors import BadMetricValue, BudgetExhausted, MetricError, PermanentLMError, RunFailed
+from dspy_meta.programs import rebuild, structure_of
 from dspy_meta.runtime.checks import GuardedMetric, data_hash, forward_inputs
 from dspy_meta.runtime.factory import build_runtime
+from dspy_meta.runtime.program_state import copy_program_state, program_state
 from dspy_meta.runtime.redact import is_secret_setting, redact
 from dspy_meta.runtime.storage import RunStore
 from dspy_meta.runtime.usage import UsageLimits
 from dspy_meta.search.budget import MetaBudget
 from dspy_meta.search.evaluator import Evaluator
 from dspy_meta.search.screening import Screen
+from dspy_meta.teleprompters.mipro_compat import resolve_lm, single_teacher
 
 logger = logging.getLogger(__name__)
 
@@ -129,18 +131,16 @@ class MetaSearch(Teleprompter):
         metric.probe(valset[0])
         if len(valset) > budget.max_valset:
             valset = random.Random(seed).sample(valset, budget.max_valset)
-        program_lm = self.task_model or dspy.settings.lm
-        if program_lm is None:
-            raise ValueError("no program LM: pass task_model=... or call dspy.configure(lm=...) before compile")
-        optimizer_lm = self.prompt_model or program_lm
-        meta_lm = self.meta_model or optimizer_lm
-        lms = {"program": program_lm, "optimizer": optimizer_lm, "meta": meta_lm}
-        store = self._open_store(seed, budget, limits, trainset, valset, student, lms)
+        lms = self._resolve_lms(student)
+        teacher = single_teacher(teacher, student)
+        teacher_settings = self._teacher_settings()
+        store = self._open_store(seed, budget, limits, trainset, valset, student, lms, teacher, teacher_settings)
         runtime = build_runtime(lms, metric=metric, num_threads=self.num_threads, limits=limits, store=store)
         with tqdm(total=self._planned_candidates(budget), desc=type(self).__name__, unit="candidate",
                   disable=not self.display_progress) as progress:
             evaluator = Evaluator(runtime, student, trainset, valset, seed, progress=progress,
-                                  screen=Screen(budget.screen_size, budget.screen_confidence_pct / 100, seed))
+                                  screen=Screen(budget.screen_size, budget.screen_confidence_pct / 100, seed),
+                                  teacher=teacher, teacher_settings=teacher_settings)
             evaluator.results.valset_size, evaluator.results.seed = len(valset), seed
             try:
                 with runtime.activate():
@@ -151,16 +151,38 @@ class MetaSearch(Teleprompter):
             except PermanentLMError as stop:
                 where = f" Finished work is saved in {self.run_dir}." if self.run_dir else ""
                 raise RunFailed(f"{stop}. The run stopped.{where}") from stop.error
+            except BadMetricValue as stop:
+                raise MetricError(str(stop)) from None
         return self._finish(student, evaluator)
 
-    def _open_store(self, seed, budget, limits, trainset, valset, student, lms) -> RunStore | None:
+    def _resolve_lms(self, student) -> dict[str, dspy.BaseLM]:
+        """The three levels' LMs: model names resolved with `make_lm` (unknown ones fail here, before any
+        call); the program LM defaults to the calling context's, else to the student's own (``set_lm``)."""
+        program_lm = resolve_lm(self.task_model, "task_model") or dspy.settings.lm
+        own = [p.lm for p in student.predictors() if p.lm is not None] if isinstance(student, dspy.Module) else []
+        if program_lm is None and own and len(own) == len(student.predictors()):
+            program_lm = own[0]  # every predictor has its own LM (BetterTogether requires it): they run the program
+        if program_lm is None:
+            raise ValueError("no program LM: pass task_model=... or call dspy.configure(lm=...) before compile")
+        optimizer_lm = resolve_lm(self.prompt_model, "prompt_model") or program_lm
+        meta_lm = resolve_lm(self.meta_model, "meta_model") or optimizer_lm
+        return {"program": program_lm, "optimizer": optimizer_lm, "meta": meta_lm}
+
+    def _teacher_settings(self) -> dict[str, Any]:
+        """DSPy settings for the inner optimizers' bootstrapping (MIPROv2's ``teacher_settings``); none here."""
+        return {}
+
+    def _open_store(self, seed, budget, limits, trainset, valset, student, lms, teacher=None,
+                    teacher_settings=None) -> RunStore | None:
         """The run's checkpoint folder, refused when it belongs to other settings (None without run_dir)."""
         if self.run_dir is None:
             return None
         store = RunStore(self.run_dir)
         fingerprint = {"optimizer": type(self).__name__, "seed": seed, "budget": budget.to_dict(),
                        "trainset": data_hash(trainset), "valset": data_hash(valset),
-                       "student": data_hash(student.dump_state()),
+                       "student": data_hash(program_state(student)),
+                       "teacher": data_hash(program_state(teacher)) if teacher is not None else None,
+                       "teacher_lm": _lm_identity(teacher_settings["lm"]) if (teacher_settings or {}).get("lm") else None,
                        "lms": [_lm_identity(lm) for lm in lms.values()],
                        "metric": getattr(self.metric, "__qualname__", type(self.metric).__qualname__),
                        "max_metric_failures": self.max_metric_failures,
@@ -185,12 +207,9 @@ class MetaSearch(Teleprompter):
         baseline = results.baseline_score
         best = evaluator.best_program
         if best is not None and best[1] is not None and evaluator.acceptance.accepts(best[0], baseline):
-            if structure_of(best[1]) is not None:
-                program = best[1].deepcopy()
-            else:
-                program = student.deepcopy()
-                for target, source in zip(program.predictors(), best[1].predictors(), strict=True):
-                    target.load_state(source.dump_state())
+            # The best program's structure around a fresh copy of the student, with the best state: predictor
+            # LMs stay the user's objects (a transform's own predictors come with the structure).
+            program = copy_program_state(rebuild(student, structure_of(best[1])), best[1])
         else:
             logger.warning("no candidate optimizer beat the unoptimized program (%s); returning it unchanged",
                            baseline)
@@ -212,8 +231,8 @@ class MetaSearch(Teleprompter):
         if valset is None:
             trainset, valset = split_trainset(trainset)
         valset = list(valset)
-        if len(trainset) < 2:
-            raise ValueError(f"trainset needs at least 2 examples, got {len(trainset)}")
+        if not trainset:  # as MIPROv2: one training example is enough
+            raise ValueError("trainset must not be empty (with no valset, it needs at least 2 examples)")
         if not valset:
             raise ValueError("valset must not be empty")
         wanted = forward_inputs(student)
