@@ -48,7 +48,10 @@ def with_predictor_lms(program: dspy.Module, wrap: Callable[[dspy.BaseLM], dspy.
     """
     lms = [predictor.lm for predictor in program.predictors()]
     memo = {id(lm): lm for lm in lms if lm is not None}
-    clone = copy.deepcopy(program, memo)
+    try:
+        clone = copy.deepcopy(program, memo)
+    except Exception:  # noqa: BLE001 -- an attribute that cannot be deep-copied: DSPy's own fallback copy
+        clone = program.deepcopy()
     wrapped: dict[int, dspy.BaseLM] = {}
     for predictor in clone.predictors():
         if predictor.lm is not None:

@@ -43,12 +43,19 @@ def program_responder(call):
     return {name: ("Shout it." if name == "reasoning" else answer) for name in call.output_fields}
 
 
+def optimizer_responder(call):
+    """The optimizer LM; it also answers as the meta LM, for cases that pass no meta_model (as MIPROv2 calls do)."""
+    if {"new_prompts", "plan"} & set(call.output_fields):
+        return aligning_meta_responder(call)
+    return shout_optimizer_responder(call)
+
+
 class Lms:
     """Scripted program / optimizer / meta / teacher LMs of one case, with their engines."""
 
     def __init__(self):
         self.engines = {name: ScriptedEngine(responder, model=name) for name, responder in (
-            ("program", program_responder), ("optimizer", shout_optimizer_responder),
+            ("program", program_responder), ("optimizer", optimizer_responder),
             ("meta", aligning_meta_responder), ("teacher", program_responder))}
         self.program, self.optimizer, self.meta, self.teacher = (self.engines[n].as_lm() for n in self.engines)
 
@@ -223,8 +230,8 @@ def predictor_lm_with_endpoint(T, lms, tmp_path):
     assert lm.model == "scripted-endpoint/model"
     assert lm.kwargs.get("api_base") == "http://127.0.0.1:9/v1" and lm.kwargs.get("api_key") == "sk-local"
     before = lms.calls("program")
-    optimized(word="zebra")
-    assert lms.calls("program") == before + 1  # the optimized program calls the same endpoint
+    assert optimized(word="zebra").answer == "ZEBRA"  # optimized, and calling the same endpoint
+    assert lms.calls("program") == before + 1
 
 
 def predictor_lm_custom_engine(T, lms, tmp_path):
@@ -234,7 +241,7 @@ def predictor_lm_custom_engine(T, lms, tmp_path):
     optimized = T(metric=shout_metric, auto="light", prompt_model=lms.optimizer, task_model=lms.optimizer).compile(
         student, trainset=train(), valset=val())
     before = lms.calls("program")
-    optimized(word="zebra")
+    assert optimized(word="zebra").answer == "ZEBRA"
     assert lms.calls("program") == before + 1
 
 
