@@ -4,7 +4,7 @@ import logging
 
 from dspy_meta.errors import (
     BenchmarkDataError, BudgetExhausted, ConfigError, DspyMetaError, LocalModelError, PermanentLMError, PlanError,
-    RunFailed, RunHalted, StopRun, TooManyMetricFailures,
+    RunFailed, RunHalted, StopRun, TooManyMetricFailures, BadMetricValue, MetricError,
 )
 from dspy_meta.optimizers import OptimizerSpec, PromptSet, PromptTemplate, available_kinds
 from dspy_meta.plans import CompositeOptimizer, parse_plan
@@ -19,4 +19,4 @@ __all__ = ["MetaBudget", "MetaPromptOptimizer", "MetaResults", "MetaStructureOpt
            "OptimizerSpec", "PromptSet", "PromptTemplate", "available_kinds", "CompositeOptimizer", "parse_plan",
            "UsageLimits", "DspyMetaError", "ConfigError", "PlanError", "RunFailed", "LocalModelError",
            "BenchmarkDataError", "StopRun", "BudgetExhausted", "PermanentLMError", "RunHalted",
-           "TooManyMetricFailures"]
+           "TooManyMetricFailures", "BadMetricValue", "MetricError"]

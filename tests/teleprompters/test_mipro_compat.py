@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import json
+import uuid
 import warnings
 
 import dspy
@@ -350,8 +351,9 @@ def test_result_attributes_are_mapped_from_the_meta_candidates():
 
 def test_model_strings_are_resolved_and_unknown_names_fail_before_any_call():
     lms = Lms()
-    register_litellm_provider("scripted-program", lms.engines["program"])
-    optimized = _meta(shout_metric, prompt_model=lms.optimizer, task_model="scripted-program/small",
+    register_litellm_provider("scripted-compat", lms.engines["program"])
+    name = f"scripted-compat/{uuid.uuid4().hex}"  # make_lm's LM caches on disk: a fresh name is never a cache hit
+    optimized = _meta(shout_metric, prompt_model=lms.optimizer, task_model=name,
                       meta_model=lms.meta).compile(Shout(), trainset=train(), valset=val())
     assert optimized.meta_results_.usage["program"].calls == lms.calls("program") > 0
     calls_before = {name: lms.calls(name) for name in lms.engines}
