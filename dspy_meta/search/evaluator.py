@@ -12,6 +12,7 @@ can run the same strategies.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
