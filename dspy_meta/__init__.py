@@ -4,7 +4,8 @@ import logging
 
 from dspy_meta.errors import (
     BenchmarkDataError, BudgetExhausted, ConfigError, DspyMetaError, LocalModelError, PermanentLMError, PlanError,
-    LMCallTimeout, RunDirError, RunFailed, RunHalted, StaleResults, StopRun, TooManyMetricFailures,
+    BadMetricValue, LMCallTimeout, MetricError, RunDirError, RunFailed, RunHalted, StaleResults, StopRun,
+    TooManyMetricFailures,
 )
 from dspy_meta.optimizers import OptimizerSpec, PromptSet, PromptTemplate, available_kinds
 from dspy_meta.plans import CompositeOptimizer, parse_plan
@@ -19,4 +20,4 @@ __all__ = ["MetaBudget", "MetaPromptOptimizer", "MetaResults", "MetaStructureOpt
            "OptimizerSpec", "PromptSet", "PromptTemplate", "available_kinds", "CompositeOptimizer", "parse_plan",
            "UsageLimits", "DspyMetaError", "ConfigError", "PlanError", "RunFailed", "LocalModelError",
            "BenchmarkDataError", "StopRun", "BudgetExhausted", "PermanentLMError", "RunHalted",
-           "TooManyMetricFailures", "RunDirError", "StaleResults", "LMCallTimeout"]
+           "TooManyMetricFailures", "RunDirError", "StaleResults", "LMCallTimeout", "BadMetricValue", "MetricError"]

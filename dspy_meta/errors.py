@@ -10,7 +10,8 @@ the inner optimizers, as `KeyboardInterrupt` does. Everything else is an `Except
 from __future__ import annotations
 
 __all__ = ["DspyMetaError", "ConfigError", "PlanError", "RunFailed", "RunDirError", "StaleResults", "LMCallTimeout",
-           "LocalModelError", "BenchmarkDataError", "StopRun", "BudgetExhausted", "PermanentLMError", "RunHalted", "TooManyMetricFailures"]
+           "LocalModelError", "BenchmarkDataError", "StopRun", "BudgetExhausted", "PermanentLMError", "RunHalted",
+           "TooManyMetricFailures", "BadMetricValue", "MetricError"]
 
 
 class DspyMetaError(BaseException):
@@ -79,3 +80,11 @@ class TooManyMetricFailures(DspyMetaError):
 
     A BaseException so that DSPy's evaluator, which turns exceptions into zero scores, lets it through.
     """
+
+
+class MetricError(DspyMetaError, TypeError):
+    """The metric returned something that is not a score (a number, a bool, or an object with a ``score``)."""
+
+
+class BadMetricValue(StopRun):
+    """Inside a run: the metric returned a non-number on a real prediction; the run stops with `MetricError`."""

@@ -18,14 +18,15 @@ def test_every_error_of_the_package_derives_from_the_root_and_is_exported():
 
 @pytest.mark.parametrize("name, builtin", [("ConfigError", ValueError), ("PlanError", ValueError),
                                            ("RunFailed", RuntimeError), ("LocalModelError", RuntimeError),
-                                           ("BenchmarkDataError", RuntimeError)])
+                                           ("BenchmarkDataError", RuntimeError), ("MetricError", TypeError)])
 def test_errors_keep_their_builtin_base(name, builtin):
     assert issubclass(getattr(errors, name), builtin)
 
 
 def test_stop_signals_pass_through_except_exception():
     # DSPy's evaluator and the inner optimizers catch Exception: a stop signal must not be swallowed there.
-    for cls in (errors.StopRun, errors.BudgetExhausted, errors.RunHalted, errors.TooManyMetricFailures):
+    for cls in (errors.StopRun, errors.BudgetExhausted, errors.RunHalted, errors.TooManyMetricFailures,
+                errors.BadMetricValue):
         assert not issubclass(cls, Exception)
 
 

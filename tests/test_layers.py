@@ -13,7 +13,7 @@ ALLOWED = {
     "programs": {"runtime"},
     "plans": {"runtime", "optimizers", "programs"},
     "search": {"runtime", "optimizers", "programs", "plans"},
-    "teleprompters": {"runtime", "optimizers", "programs", "plans", "search"},
+    "teleprompters": {"runtime", "optimizers", "programs", "plans", "search", "lm"},  # lm: `make_lm`, the one LM-naming rule
 }
 
 

@@ -95,13 +95,18 @@ class OptimizerKind(ABC):
         task_model: dspy.BaseLM | None,
         num_threads: int | None,
         seed: int,
+        teacher_settings: dict | None = None,
     ) -> Teleprompter:
-        """A Teleprompter configured with `params` that sends `prompts` to `prompt_model`."""
+        """A Teleprompter configured with `params` that sends `prompts` to `prompt_model`.
+
+        `teacher_settings` (DSPy settings such as ``lm=...``) apply where the optimizer bootstraps demos.
+        """
 
     def compile(self, teleprompter: Teleprompter, student: dspy.Module, *, trainset: list,
-                valset: list | None) -> dspy.Module:
-        """Run a built teleprompter; kinds whose `compile` takes no valset override this."""
-        return teleprompter.compile(student, trainset=trainset, valset=valset)
+                valset: list | None, teacher: dspy.Module | None = None) -> dspy.Module:
+        """Run a built teleprompter (`teacher`: the program demos are bootstrapped with, where the
+        optimizer bootstraps); kinds whose `compile` takes no valset or no teacher override this."""
+        return teleprompter.compile(student, trainset=trainset, valset=valset, teacher=teacher)
 
     def validate_params(self, params: Mapping[str, Any] | None) -> dict[str, Any]:
         """All parameters, defaults filled in; unknown names and bad values raise ValueError."""

@@ -45,11 +45,12 @@ class BootstrapFewShotKind(OptimizerKind):
     def default_prompts(self) -> PromptSet:
         return PromptSet()
 
-    def build(self, params, prompts, *, metric, prompt_model, task_model, num_threads, seed):
-        return ScopedBootstrapFewShot(task_model=task_model, metric=metric, **params)
+    def build(self, params, prompts, *, metric, prompt_model, task_model, num_threads, seed, teacher_settings=None):
+        return ScopedBootstrapFewShot(task_model=task_model, metric=metric, teacher_settings=teacher_settings,
+                                      **params)
 
-    def compile(self, teleprompter, student, *, trainset, valset):
-        return teleprompter.compile(student, trainset=trainset)
+    def compile(self, teleprompter, student, *, trainset, valset, teacher=None):
+        return teleprompter.compile(student, trainset=trainset, teacher=teacher)
 
 
 register_kind(BootstrapFewShotKind())

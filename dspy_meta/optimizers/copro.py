@@ -195,7 +195,7 @@ class COPROKind(OptimizerKind):
             GIVEN_ATTEMPTS: PromptTemplate.from_signature(_dspy_copro.GenerateInstructionGivenAttempts),
         })
 
-    def build(self, params, prompts, *, metric, prompt_model, task_model, num_threads, seed):
+    def build(self, params, prompts, *, metric, prompt_model, task_model, num_threads, seed, teacher_settings=None):
         return PromptableCOPRO(prompt_model=prompt_model, metric=metric, prompts=prompts,
                                task_model=task_model, num_threads=num_threads, **params)
 

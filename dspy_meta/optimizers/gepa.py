@@ -66,7 +66,7 @@ class GEPAKind(OptimizerKind):
     def default_prompts(self) -> PromptSet:
         return PromptSet({PROPOSE_INSTRUCTION: PromptTemplate.from_signature(_proposal.ProposeInstruction)})
 
-    def build(self, params, prompts, *, metric, prompt_model, task_model, num_threads, seed):
+    def build(self, params, prompts, *, metric, prompt_model, task_model, num_threads, seed, teacher_settings=None):
         # GEPA insists on an LM object at construction; build() runs at compile time, so the context LM is right.
         reflection_lm = prompt_model or task_model or dspy.settings.lm
         if reflection_lm is None:
@@ -74,6 +74,9 @@ class GEPAKind(OptimizerKind):
         proposer = PromptedInstructionProposer(prompts[PROPOSE_INSTRUCTION], lm=reflection_lm)
         return ScopedGEPA(as_gepa_metric(metric), task_model=task_model, reflection_lm=reflection_lm,
                           instruction_proposer=proposer, num_threads=num_threads, seed=seed, **params)
+
+    def compile(self, teleprompter, student, *, trainset, valset, teacher=None):
+        return teleprompter.compile(student, trainset=trainset, valset=valset)  # GEPA refuses a teacher
 
 
 register_kind(GEPAKind())

@@ -298,9 +298,10 @@ class MIPROv2Kind(OptimizerKind):
             params["num_candidates"] = params["num_trials"] = None
         return params
 
-    def build(self, params, prompts, *, metric, prompt_model, task_model, num_threads, seed):
+    def build(self, params, prompts, *, metric, prompt_model, task_model, num_threads, seed, teacher_settings=None):
         return PromptableMIPROv2(metric, prompt_model=prompt_model, task_model=task_model, prompts=prompts,
-                                 num_threads=num_threads, seed=seed, verbose=False, **params)
+                                 num_threads=num_threads, seed=seed, verbose=False, teacher_settings=teacher_settings,
+                                 **params)
 
 
 register_kind(MIPROv2Kind())

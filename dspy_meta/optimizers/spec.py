@@ -135,24 +135,28 @@ class OptimizerSpec:
         task_model: dspy.BaseLM | None = None,
         num_threads: int | None = None,
         seed: int = 0,
+        teacher_settings: dict | None = None,
     ) -> Teleprompter:
         """A real DSPy Teleprompter that sends this spec's prompts to `prompt_model`.
 
         `task_model` is the program's LM (None: the LM of the calling context);
-        `prompt_model` is the optimizer's own LM (None: the task LM).
+        `prompt_model` is the optimizer's own LM (None: the task LM). `teacher_settings` (DSPy settings
+        such as ``lm=...``) apply where the optimizer bootstraps demos; kinds that do not bootstrap ignore it.
         """
         if not callable(metric):
             raise TypeError(f"metric must be callable, got {type(metric).__name__}")
+        extra = {"teacher_settings": teacher_settings} if teacher_settings else {}  # kinds written before it
         return get_kind(self.kind).build(
             self.params, self.prompts, metric=metric, prompt_model=prompt_model,
-            task_model=task_model, num_threads=num_threads, seed=seed,
+            task_model=task_model, num_threads=num_threads, seed=seed, **extra,
         )
 
     def run(self, student: dspy.Module, *, trainset: list, valset: list | None = None, metric: Callable,
-            **build_kwargs: Any) -> dspy.Module:
+            teacher: dspy.Module | None = None, **build_kwargs: Any) -> dspy.Module:
         """Build and compile in one call; returns the optimized program."""
         teleprompter = self.build(metric, **build_kwargs)
-        return get_kind(self.kind).compile(teleprompter, student, trainset=trainset, valset=valset)
+        extra = {"teacher": teacher} if teacher is not None else {}
+        return get_kind(self.kind).compile(teleprompter, student, trainset=trainset, valset=valset, **extra)
 
 
 def _as_template(name: str, value: Any) -> PromptTemplate:

@@ -45,6 +45,8 @@ class _Run:
     num_threads: int | None
     seed: int
     known_programs: Mapping[str, dspy.Module] = field(default_factory=dict)
+    teacher: Any = None
+    teacher_settings: dict[str, Any] | None = None
     records: list[StepRecord] = field(default_factory=list)
     steps_run: int = 0
 
@@ -61,13 +63,15 @@ class CompositeOptimizer(Teleprompter):
         seed: base seed; step i of the plan runs with ``seed + i``.
         known_programs: programs already found from this student, by plan key (`plan_key`); an ensemble
             member with one of those plans reuses its program instead of running it again.
+        teacher_settings: DSPy settings (``lm=...``) for the steps that bootstrap demos (MIPROv2,
+            BootstrapFewShot), as in those optimizers; `compile`'s ``teacher`` program is used there too.
 
     After `compile`, the returned program carries ``plan_trace_`` (a list of `StepRecord`).
     """
 
     def __init__(self, plan: PlanNode | dict, metric: Callable, *, prompt_model=None, task_model=None,
                  num_threads: int | None = None, seed: int = 0,
-                 known_programs: Mapping[str, dspy.Module] | None = None):
+                 known_programs: Mapping[str, dspy.Module] | None = None, teacher_settings: dict | None = None):
         self.plan = plan
         self.known_programs = known_programs
         self.metric = metric
@@ -75,6 +79,7 @@ class CompositeOptimizer(Teleprompter):
         self.task_model = task_model
         self.num_threads = num_threads
         self.seed = seed
+        self.teacher_settings = teacher_settings
 
     def compile(self, student, *, trainset, teacher=None, valset=None, **kwargs):
         plan = self.plan if isinstance(self.plan, PLAN_NODES) else plan_from_dict(self.plan)
@@ -86,7 +91,8 @@ class CompositeOptimizer(Teleprompter):
             if not valset:
                 raise ValueError("a plan with best_of needs a valset to choose between branches")
         run = _Run(self.metric, list(trainset), list(valset) if valset else None, self.prompt_model,
-                   self.task_model, self.num_threads, self.seed, dict(self.known_programs or {}))
+                   self.task_model, self.num_threads, self.seed, dict(self.known_programs or {}), teacher,
+                   self.teacher_settings)
         program = _execute(plan, student, run, "plan", untouched=True)
         program.plan_trace_ = run.records
         return program
@@ -111,8 +117,9 @@ def _execute(node: PlanNode, program: dspy.Module, run: _Run, path: str, untouch
         logger.info("%s: running %s", path, node.describe())
         spec = node.spec
         teleprompter = spec.build(run.metric, prompt_model=run.prompt_model, task_model=run.task_model,
-                                  num_threads=run.num_threads, seed=seed)
-        result = get_kind(spec.kind).compile(teleprompter, program, trainset=run.trainset, valset=run.valset)
+                                  num_threads=run.num_threads, seed=seed, teacher_settings=run.teacher_settings)
+        extra = {"teacher": run.teacher} if run.teacher is not None else {}
+        result = get_kind(spec.kind).compile(teleprompter, program, trainset=run.trainset, valset=run.valset, **extra)
         run.records.append(StepRecord(path, "optimize", node.describe(), extra={"seed": seed}))
         return result
     if isinstance(node, TransformStep):

@@ -7,13 +7,14 @@ import inspect
 import json
 import logging
 import math
+import numbers
 import threading
 from collections.abc import Callable
 from typing import Any
 
 import dspy
 
-from dspy_meta.errors import TooManyMetricFailures
+from dspy_meta.errors import BadMetricValue, TooManyMetricFailures
 from dspy_meta.runtime.redact import redact
 
 logger = logging.getLogger(__name__)
@@ -38,10 +39,22 @@ def data_hash(data: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _takes_trace(metric: Callable) -> bool:
+    """Whether `metric` accepts a third positional argument (DSPy's ``trace``); 2-argument metrics do not."""
+    try:
+        parameters = list(inspect.signature(metric).parameters.values())
+    except (TypeError, ValueError):
+        return True
+    if any(p.kind == p.VAR_POSITIONAL for p in parameters):
+        return True
+    return len([p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]) >= 3
+
+
 class GuardedMetric:
     """The user's metric, checked: a non-number is an error; an exception counts the example as failed.
 
     After `max_failures` raising examples the next one raises, failing the candidate being scored.
+    2-argument metrics ``metric(example, prediction)`` are called without the trace, as MIPROv2 allows.
     """
 
     def __init__(self, metric: Callable, max_failures: int):
@@ -49,6 +62,7 @@ class GuardedMetric:
         self.max_failures = max_failures
         self.failures = 0
         self._lock = threading.Lock()
+        self._takes_trace = _takes_trace(metric)
         self.__name__ = getattr(metric, "__name__", "metric")
 
     def reset(self) -> None:
@@ -56,22 +70,30 @@ class GuardedMetric:
         with self._lock:
             self.failures = 0
 
-    def probe(self, example: dspy.Example) -> None:
-        """Score a perfect prediction built from the example's labels, before any LM call."""
-        perfect = dspy.Prediction(**example.labels().toDict())
+    def probe(self, example: dspy.Example | None = None) -> None:
+        """Check, before any LM call, what cannot misfire: the metric takes 2 or 3 positional arguments.
+
+        Its return values are judged on real predictions (`__call__`): a metric may read output fields
+        the labels lack, compare differently named fields, or score examples without labels.
+        """
         try:
-            value = self.metric(example, perfect, None)
-        except Exception as exc:
-            raise TypeError(f"the metric raised on a prediction equal to the example's labels: "
-                            f"{type(exc).__name__}: {exc}") from exc
-        score = _as_score(value)
-        if not math.isfinite(score):
-            raise TypeError(f"the metric returned {score!r} on a prediction equal to the example's labels; "
-                            "scores must be finite numbers")
+            signature = inspect.signature(self.metric)
+        except (TypeError, ValueError):
+            return
+        try:
+            signature.bind(example, None)
+            return
+        except TypeError:
+            pass
+        try:
+            signature.bind(example, None, None)
+        except TypeError:
+            raise TypeError(f"the metric must accept (example, prediction) or (example, prediction, trace); "
+                            f"its signature is {signature}") from None
 
     def __call__(self, example, prediction, trace=None):
         try:
-            value = self.metric(example, prediction, trace)
+            value = self.metric(example, prediction, trace) if self._takes_trace else self.metric(example, prediction)
             _check_finite(value)
         except Exception as exc:
             with self._lock:
@@ -83,7 +105,12 @@ class GuardedMetric:
                 raise TooManyMetricFailures(f"the metric raised on {failures} examples (max_metric_failures="
                                             f"{self.max_failures})") from exc
             return 0.0
-        return _as_score(value) if trace is None else value
+        if trace is not None:
+            return value
+        try:
+            return _as_score(value)
+        except TypeError as exc:  # a user bug every candidate would hit: stop the run (see MetaSearch.compile)
+            raise BadMetricValue(str(exc)) from None
 
 
 def _check_finite(value: Any) -> None:
@@ -94,11 +121,18 @@ def _check_finite(value: Any) -> None:
 
 
 def _as_score(value: Any) -> float:
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, (int, float)):
+    if isinstance(value, numbers.Real) or _is_numpy_scalar(value):  # bool, int, float, numpy.bool_, numpy floats
         return float(value)
     score = getattr(value, "score", None)  # dspy.Prediction(score=..., feedback=...) as GEPA metrics return
     if isinstance(score, (int, float)):
         return float(score)
+    if _is_numpy_scalar(score):
+        return float(score)
     raise TypeError(f"the metric must return a number or bool, got {type(value).__name__}: {value!r:.80}")
+
+
+def _is_numpy_scalar(value: Any) -> bool:
+    """A numpy bool or number (numpy.bool_ is no `numbers.Real`), read without importing numpy."""
+    kind = type(value)
+    return kind.__module__ == "numpy" and hasattr(value, "dtype") and getattr(value.dtype, "kind", "") in "biuf" \
+        and getattr(value, "shape", None) == ()

@@ -96,6 +96,14 @@ class Runtime:
         with dspy.context(lm=self.program_lm, adapter=adapter, disable_history=False):
             yield
 
+    def metered(self, level: str, lm: dspy.BaseLM) -> dspy.BaseLM:
+        """`lm` (a predictor's own LM, a teacher's) counted, limited and memoized as this runtime's `level` LM
+        is: by the same meters (a branch's and the run's), under the same thread budget."""
+        template = self.lms[level]
+        for meter in getattr(template, "_dspy_meta_meters", ()):
+            lm = meter.attach(lm, getattr(template, "_dspy_meta_memo", None), getattr(template, "_dspy_meta_slots", None))
+        return lm
+
     def usage(self) -> dict[str, LevelUsage]:
         return {level: meter.snapshot() for level, meter in self.meters.items()}
 

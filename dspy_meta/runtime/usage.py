@@ -172,7 +172,11 @@ def _metered_methods(base: type) -> dict:
             meter.record(entry)
         base.update_history(self, entry)
 
-    return {"__call__": __call__, "acall": acall, "update_history": update_history}
+    def __deepcopy__(self, memo):
+        # Run machinery, like the meters it holds: a copied program (a predictor's own LM) shares it.
+        return self
+
+    return {"__call__": __call__, "acall": acall, "update_history": update_history, "__deepcopy__": __deepcopy__}
 
 
 _METERED = SubclassFactory(_metered_methods)

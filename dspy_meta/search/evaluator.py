@@ -12,6 +12,7 @@ can run the same strategies.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -24,6 +25,7 @@ from dspy_meta.errors import RunHalted, TooManyMetricFailures
 from dspy_meta.plans.composite import CompositeOptimizer, plan_key
 from dspy_meta.programs import rebuild, structure_of
 from dspy_meta.runtime.factory import Runtime
+from dspy_meta.runtime.program_state import load_program_state, program_state, with_predictor_lms
 from dspy_meta.runtime.redact import redact
 from dspy_meta.runtime.scoring import PredictorCalls, score_program
 from dspy_meta.runtime.usage import LEVELS, LevelUsage
@@ -62,6 +64,8 @@ class Evaluator:
     acceptance: AcceptanceRule = field(default_factory=ImprovesOnBest)
     progress: Any = None  # a tqdm bar over candidates, or None
     results: MetaResults = field(default_factory=MetaResults)
+    teacher: dspy.Module | None = None  # the program inner optimizers bootstrap demos with (None: the student)
+    teacher_settings: dict[str, Any] = field(default_factory=dict)  # DSPy settings while bootstrapping (lm=...)
     _programs: dict[str, tuple[float | None, dspy.Module | None, str, float | None]] = field(default_factory=dict)
     _incumbents: dict[str, float] = field(default_factory=dict)  # lineage -> its best score so far
     _best: tuple[float, dspy.Module] | None = None
@@ -74,6 +78,17 @@ class Evaluator:
     @property
     def best_program(self) -> tuple[float, dspy.Module] | None:
         return self._best
+
+    def program_of(self, record: CandidateRecord) -> dspy.Module | None:
+        """The program a recorded candidate produced (None when it was rejected or failed)."""
+        if record.plan is None:
+            return None
+        entry = self._programs.get(json.dumps(record.plan, sort_keys=True))
+        return entry[1] if entry is not None else None
+
+    def _metered(self, program: dspy.Module) -> dspy.Module:
+        """A copy of `program` whose predictor-level LMs (``set_lm``) run through this runtime's program level."""
+        return with_predictor_lms(program, lambda lm: self.runtime.metered("program", lm))
 
     # -- driving strategies ------------------------------------------------------------
     def run(self, strategy: SearchStrategy) -> SearchStrategy:
@@ -123,7 +138,7 @@ class Evaluator:
         def score() -> float | None:
             self.runtime.metric.reset()
             try:
-                return score_program(self.student, self.valset, self.runtime.metric,
+                return score_program(self._metered(self.student), self.valset, self.runtime.metric,
                                      num_threads=self.runtime.num_threads, lm=self.runtime.program_lm)
             except TooManyMetricFailures as exc:
                 logger.warning("could not score the unoptimized program: %s", exc)
@@ -159,13 +174,13 @@ class Evaluator:
             score, program, reason, calls = result
             return {"score": score, "reason": reason, "calls_per_example": calls,
                     "structure": structure_of(program) if program is not None else None,
-                    "program_state": program.dump_state() if program is not None else None}
+                    "program_state": program_state(program) if program is not None else None}
 
         def decode(saved: dict):
             program = None
             if saved["program_state"] is not None:
-                program = rebuild(self.student, saved.get("structure"))
-                program.load_state(saved["program_state"])
+                program = rebuild(self._metered(self.student), saved.get("structure"))
+                load_program_state(program, saved["program_state"])
             return saved["score"], program, saved["reason"], saved.get("calls_per_example")
 
         return self.runtime.checkpointed("candidates", key, lambda: self._run_plan(candidate, best),
@@ -177,10 +192,15 @@ class Evaluator:
         runtime.metric.reset()
         try:
             known = {key: program for key, (_, program, _, _) in self._programs.items() if program is not None}
+            settings = dict(self.teacher_settings)
+            if settings.get("lm") is not None:
+                settings["lm"] = runtime.metered("program", settings["lm"])
             composite = CompositeOptimizer(candidate.plan, runtime.metric, prompt_model=runtime.optimizer_lm,
                                            task_model=runtime.program_lm, num_threads=runtime.num_threads,
-                                           seed=self.seed, known_programs=known)
-            program = composite.compile(self.student.deepcopy(), trainset=self.trainset, valset=self.valset)
+                                           seed=self.seed, known_programs=known, teacher_settings=settings or None)
+            teacher = self._metered(self.teacher) if self.teacher is not None else None
+            program = composite.compile(self._metered(self.student), trainset=self.trainset, valset=self.valset,
+                                        teacher=teacher)
             screened, reason = self.screen.check(program, best, self.valset, runtime)
             if screened is not None:  # a minibatch score is not comparable: no validation score
                 return None, program, reason, None

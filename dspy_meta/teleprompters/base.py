@@ -20,17 +20,19 @@ import dspy
 from dspy.teleprompt import Teleprompter
 from tqdm.auto import tqdm
 
-from dspy_meta.errors import BudgetExhausted, ConfigError, PermanentLMError, RunFailed
-from dspy_meta.programs import structure_of
+from dspy_meta.errors import BadMetricValue, BudgetExhausted, ConfigError, MetricError, PermanentLMError, RunFailed
+from dspy_meta.programs import rebuild, structure_of
 from dspy_meta.runtime.calls import DEFAULT_CALL_TIMEOUT_S
 from dspy_meta.runtime.checks import GuardedMetric, data_hash, forward_inputs
 from dspy_meta.runtime.factory import Runtime, build_runtime
 from dspy_meta.runtime.fingerprint import class_code_hash, code_hash, lm_identity
+from dspy_meta.runtime.program_state import copy_program_state, program_state
 from dspy_meta.runtime.storage import RunStore
 from dspy_meta.runtime.usage import UsageLimits
 from dspy_meta.search.budget import MetaBudget
 from dspy_meta.search.evaluator import Evaluator
 from dspy_meta.search.screening import Screen
+from dspy_meta.teleprompters.mipro_compat import resolve_lm, single_teacher
 
 logger = logging.getLogger(__name__)
 
@@ -176,27 +178,43 @@ class MetaSearch(Teleprompter):
         metric.probe(valset[0])
         if len(valset) > budget.max_valset:
             valset = random.Random(seed).sample(valset, budget.max_valset)
-        program_lm = self.task_model or dspy.settings.lm
-        if program_lm is None:
-            raise ValueError("no program LM: pass task_model=... or call dspy.configure(lm=...) before compile")
-        optimizer_lm = self.prompt_model or program_lm
-        meta_lm = self.meta_model or optimizer_lm
-        lms = {"program": program_lm, "optimizer": optimizer_lm, "meta": meta_lm}
+        lms = self._resolve_lms(student)
         _check_prices(limits, lms)
+        teacher = single_teacher(teacher, student)
+        teacher_settings = self._teacher_settings()
         store = RunStore(self.run_dir) if self.run_dir is not None else None
         with store.locked() if store else contextlib.nullcontext():  # one process at a time in a run_dir
-            self._open_store(store, seed, budget, trainset, valset, student, lms)
+            self._open_store(store, seed, budget, trainset, valset, student, lms, teacher, teacher_settings)
             runtime = build_runtime(lms, metric=metric, num_threads=self.num_threads, limits=limits, store=store,
                                     call_timeout=self.call_timeout)
             runtime.replay_unfinished()
-            evaluator = self._search(runtime, student, trainset, valset, seed, budget)
+            evaluator = self._search(runtime, student, trainset, valset, seed, budget, teacher, teacher_settings)
         return self._finish(student, evaluator)
 
-    def _search(self, runtime: Runtime, student, trainset, valset, seed, budget: MetaBudget) -> Evaluator:
+    def _resolve_lms(self, student) -> dict[str, dspy.BaseLM]:
+        """The three levels' LMs: model names resolved with `make_lm` (unknown ones fail here, before any
+        call); the program LM defaults to the calling context's, else to the student's own (``set_lm``)."""
+        program_lm = resolve_lm(self.task_model, "task_model") or dspy.settings.lm
+        own = [p.lm for p in student.predictors() if p.lm is not None]
+        if program_lm is None and own and len(own) == len(student.predictors()):
+            program_lm = own[0]  # every predictor has its own LM (BetterTogether requires it): they run the program
+        if program_lm is None:
+            raise ValueError("no program LM: pass task_model=... or call dspy.configure(lm=...) before compile")
+        optimizer_lm = resolve_lm(self.prompt_model, "prompt_model") or program_lm
+        meta_lm = resolve_lm(self.meta_model, "meta_model") or optimizer_lm
+        return {"program": program_lm, "optimizer": optimizer_lm, "meta": meta_lm}
+
+    def _teacher_settings(self) -> dict[str, Any]:
+        """DSPy settings for the inner optimizers' bootstrapping (MIPROv2's ``teacher_settings``); none here."""
+        return {}
+
+    def _search(self, runtime: Runtime, student, trainset, valset, seed, budget: MetaBudget, teacher,
+                teacher_settings) -> Evaluator:
         with tqdm(total=self._planned_candidates(budget), desc=type(self).__name__, unit="candidate",
                   disable=not self.display_progress) as progress:
             evaluator = Evaluator(runtime, student, trainset, valset, seed, progress=progress,
-                                  screen=Screen(budget.screen_size, budget.screen_confidence_pct / 100, seed))
+                                  screen=Screen(budget.screen_size, budget.screen_confidence_pct / 100, seed),
+                                  teacher=teacher, teacher_settings=teacher_settings)
             evaluator.results.valset_size, evaluator.results.seed = len(valset), seed
             try:
                 with runtime.activate():
@@ -212,13 +230,17 @@ class MetaSearch(Teleprompter):
                 failure = RunFailed(f"{stop}. The run stopped.{where}")
                 failure.cause = stop.error  # not chained: a provider's error text may quote a key
                 raise failure from None
+            except BadMetricValue as stop:
+                runtime.halt(f"stopped: {stop}")
+                raise MetricError(str(stop)) from None
             except BaseException:  # Ctrl-C (or a crash): every branch stops at its next LM call
                 runtime.halt("interrupted")
                 _wait_for_branches(runtime, 5.0)
                 raise
         return evaluator
 
-    def _open_store(self, store: RunStore | None, seed, budget, trainset, valset, student, lms) -> None:
+    def _open_store(self, store: RunStore | None, seed, budget, trainset, valset, student, lms, teacher=None,
+                    teacher_settings=None) -> None:
         """Check the run's checkpoint folder belongs to these settings (`RunDirError` naming what changed).
 
         Usage limits are not part of it: a run stopped by a limit resumes with a higher one.
@@ -227,7 +249,9 @@ class MetaSearch(Teleprompter):
             return
         fingerprint = {"optimizer": type(self).__name__, "seed": seed, "budget": budget.to_dict(),
                        "trainset": data_hash(trainset), "valset": data_hash(valset),
-                       "student": data_hash(student.dump_state()),
+                       "student": data_hash(program_state(student)),
+                       "teacher": data_hash(program_state(teacher)) if teacher is not None else None,
+                       "teacher_lm": lm_identity(teacher_settings["lm"]) if (teacher_settings or {}).get("lm") else None,
                        "student_class": f"{type(student).__module__}.{type(student).__qualname__}",
                        "student_code": class_code_hash(type(student)),
                        "lms": [lm_identity(lm) for lm in lms.values()],
@@ -253,12 +277,9 @@ class MetaSearch(Teleprompter):
         baseline = results.baseline_score
         best = evaluator.best_program
         if best is not None and best[1] is not None and evaluator.acceptance.accepts(best[0], baseline):
-            if structure_of(best[1]) is not None:
-                program = best[1].deepcopy()
-            else:
-                program = student.deepcopy()
-                for target, source in zip(program.predictors(), best[1].predictors(), strict=True):
-                    target.load_state(source.dump_state())
+            # The best program's structure around a fresh copy of the student, with the best state: predictor
+            # LMs stay the user's objects (a transform's own predictors come with the structure).
+            program = copy_program_state(rebuild(student, structure_of(best[1])), best[1])
         else:
             logger.warning("no candidate optimizer beat the unoptimized program (%s); returning it unchanged",
                            baseline)
@@ -280,8 +301,8 @@ class MetaSearch(Teleprompter):
         if valset is None:
             trainset, valset = split_trainset(trainset)
         valset = list(valset)
-        if len(trainset) < 2:
-            raise ValueError(f"trainset needs at least 2 examples, got {len(trainset)}")
+        if not trainset:  # as MIPROv2: one training example is enough
+            raise ValueError("trainset must not be empty (with no valset, it needs at least 2 examples)")
         if not valset:
             raise ValueError("valset must not be empty")
         wanted = forward_inputs(student)
@@ -294,9 +315,7 @@ class MetaSearch(Teleprompter):
                 missing = wanted - set(example.inputs().keys())
                 if missing:
                     raise ValueError(f"{name}[{i}] lacks the program's input(s) {sorted(missing)}")
-        labels = set(valset[0].labels().keys())
-        if not labels:
-            raise ValueError("valset[0] has no label (every field is an input); the metric needs labels to score")
+        labels = set(valset[0].labels().keys())  # a metric may need none (DSPy's games tutorial), but then none
         for i, example in enumerate(valset):
             missing = labels - {k for k, v in example.labels().items() if v is not None}
             if missing:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import dspy
 
 from dspy_meta.optimizers.spec import OptimizerSpec
 from dspy_meta.plans.nodes import PlanLimits
@@ -12,24 +15,15 @@ from dspy_meta.search.budget import MetaBudget
 from dspy_meta.search.evaluator import Evaluator
 from dspy_meta.search.strategies import PromptSearch, StructureSearch
 from dspy_meta.teleprompters.base import MetaSearch
+from dspy_meta.teleprompters.mipro_compat import (
+    INERT_SETTINGS, MIPRO_COMPILE_DEFAULTS, attach_mipro_stats, ignored_options, manual_budget, resolve_lm,
+    warn_ignored,
+)
 from dspy_meta.teleprompters.structure_optimizer import as_library
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["MetaTeleprompter", "default_input_optimizers"]
-
-# MIPROv2.compile keywords a drop-in accepts; their work is done by the meta budget instead.
-_MIPRO_COMPILE_KEYWORDS = {
-    "num_trials", "minibatch", "minibatch_size", "minibatch_full_eval_steps", "program_aware_proposer",
-    "data_aware_proposer", "view_data_batch_size", "tip_aware_proposer", "fewshot_aware_proposer",
-    "requires_permission_to_run", "provide_traceback",
-}
-
-
-# MIPROv2 constructor settings accepted for compatibility, with their defaults.
-_INERT_SETTINGS = {"teacher_settings": None, "max_errors": None, "init_temperature": None, "verbose": False,
-                   "track_stats": True, "log_dir": None, "metric_threshold": None}
-
 
 def default_input_optimizers(budget: MetaBudget, *, max_bootstrapped_demos: int = 4,
                              max_labeled_demos: int = 4) -> dict[str, OptimizerSpec]:
@@ -48,39 +42,46 @@ def default_input_optimizers(budget: MetaBudget, *, max_bootstrapped_demos: int 
 class MetaTeleprompter(MetaSearch):
     """metaTextGrad: prompt-optimize each input optimizer, then structure-optimize over the results.
 
-    Drop-in for `dspy.MIPROv2`::
+    Drop-in for `dspy.MIPROv2` (same positional order: ``metric, prompt_model, task_model, ...``)::
 
         tp = MetaTeleprompter(metric=metric, auto="light", num_threads=8)
         optimized = tp.compile(program, trainset=trainset, valset=valset)
 
     Args:
-        metric: ``metric(example, prediction, trace=None)``.
-        auto: "light" | "medium" | "heavy" budget preset (ignored when `budget` is given).
+        metric: ``metric(example, prediction, trace=None)`` or ``metric(example, prediction)``.
+        prompt_model / task_model / meta_model: the optimizer, program and meta LMs (see `MetaSearch`); an
+            LM object, a local model name or a litellm model string (`dspy_meta.lm.make_lm`).
+        teacher_settings: DSPy settings (``dict(lm=big_lm)``) while the inner optimizers bootstrap demos.
+        max_bootstrapped_demos / max_labeled_demos: demo limits of the default inputs, as in MIPROv2.
+        auto: "light" | "medium" | "heavy" budget preset (ignored when `budget` is given); None: MIPROv2's
+            manual mode, `num_candidates` and compile's `num_trials` set the MIPROv2 input's budget.
+        num_candidates: candidates per MIPROv2 input (overrides the budget's value).
+        num_threads, seed: as in `MetaSearch` (``seed=0`` is honoured).
+        max_errors: program errors DSPy's evaluations tolerate (DSPy's ``max_errors`` setting for the run).
+        init_temperature: the MIPROv2 and COPRO inputs' proposal temperature.
+        track_stats: attach MIPROv2's result attributes (``score``, ``candidate_programs``, ...).
+        log_dir: the checkpoint folder (``run_dir``) when `run_dir` is not given.
+        verbose, metric_threshold: accepted so MIPROv2 calls keep working; no effect (a warning says so).
         budget: an explicit `MetaBudget` (or dict, e.g. loaded from ``configs/*.yaml``).
         optimizers: input optimizer specs (list or name -> spec); default COPRO, MIPROv2 and BootstrapFewShot.
-        task_model / prompt_model / meta_model: the program, optimizer and meta LMs (see `MetaSearch`).
-        max_bootstrapped_demos / max_labeled_demos: demo limits of the default inputs, as in MIPROv2.
-        num_threads, seed, display_progress, run_dir, usage_limits, max_metric_failures: as in `MetaSearch`
-            (``seed=0`` is honoured).
-        num_candidates: as in MIPROv2: candidates per MIPROv2 input (overrides the budget's value).
-        teacher_settings, max_errors, init_temperature, verbose, track_stats, log_dir, metric_threshold:
-            accepted so MIPROv2 calls keep working; they have no effect here (a log line says so).
+        display_progress, run_dir, usage_limits, max_metric_failures: as in `MetaSearch`.
 
     The returned program has ``meta_results_``: every candidate with its score, the accepted
     path, the learned optimizers and plan, and LM usage per level.
     """
 
-    def __init__(self, metric: Callable, *, auto: str | None = "light", budget: MetaBudget | dict | None = None,
+    def __init__(self, metric: Callable, prompt_model=None, task_model=None, teacher_settings: dict | None = None,
+                 max_bootstrapped_demos: int = 4, max_labeled_demos: int = 4, auto: str | None = "light",
+                 num_candidates: int | None = None, num_threads: int | None = None, max_errors: int | None = None,
+                 seed: int = 9, init_temperature: float | None = None, verbose: bool = False,
+                 track_stats: bool = True, log_dir: str | None = None, metric_threshold: float | None = None, *,
+                 budget: MetaBudget | dict | None = None,
                  optimizers: Mapping[str, OptimizerSpec] | Sequence[OptimizerSpec] | None = None,
-                 task_model=None, prompt_model=None, meta_model=None, max_bootstrapped_demos: int = 4,
-                 max_labeled_demos: int = 4, num_threads: int | None = None, seed: int = 9,
-                 display_progress: bool = True, limits: PlanLimits | None = None, num_candidates: int | None = None,
-                 teacher_settings: dict | None = None, max_errors: int | None = None,
-                 init_temperature: float | None = None, verbose: bool = False, track_stats: bool = True,
-                 log_dir: str | None = None, metric_threshold: float | None = None, **kwargs):
+                 meta_model=None, display_progress: bool = True, limits: PlanLimits | None = None,
+                 run_dir: str | None = None, **kwargs):
         super().__init__(metric, budget=budget, task_model=task_model, prompt_model=prompt_model,
                          meta_model=meta_model, num_threads=num_threads, seed=seed,
-                         display_progress=display_progress, **kwargs)
+                         display_progress=display_progress, run_dir=run_dir, **kwargs)
         self.auto = auto
         self.optimizers = optimizers
         self.max_bootstrapped_demos = max_bootstrapped_demos
@@ -94,10 +95,13 @@ class MetaTeleprompter(MetaSearch):
         self.track_stats = track_stats
         self.log_dir = log_dir
         self.metric_threshold = metric_threshold
+        self._manual_budget: MetaBudget | None = None  # auto=None: set by compile on the copy it runs on
 
     def _resolve_budget(self) -> MetaBudget:
         if self.budget is None and self.auto is None:
-            raise ValueError("set auto ('light', 'medium', 'heavy') or pass an explicit budget")
+            if self._manual_budget is None:
+                raise ValueError("with auto=None, run MetaTeleprompter through compile (it needs num_trials)")
+            return self._manual_budget
         budget = super()._resolve_budget() if self.budget is not None else MetaBudget.from_auto(self.auto)
         if self.num_candidates is not None:
             budget = budget.replace(mipro_candidates=self.num_candidates)
@@ -105,9 +109,23 @@ class MetaTeleprompter(MetaSearch):
 
     def _library(self, budget: MetaBudget) -> dict[str, OptimizerSpec]:
         if self.optimizers is None:
-            return default_input_optimizers(budget, max_bootstrapped_demos=self.max_bootstrapped_demos,
-                                            max_labeled_demos=self.max_labeled_demos)
-        return as_library(self.optimizers)
+            library = default_input_optimizers(budget, max_bootstrapped_demos=self.max_bootstrapped_demos,
+                                               max_labeled_demos=self.max_labeled_demos)
+        else:
+            library = as_library(self.optimizers)
+        return {name: self._with_mipro_settings(spec) for name, spec in library.items()}
+
+    def _with_mipro_settings(self, spec: OptimizerSpec) -> OptimizerSpec:
+        """`init_temperature`, when given, for every input that has that parameter (MIPROv2, COPRO)."""
+        if self.init_temperature is None or "init_temperature" not in spec.params:
+            return spec
+        return spec.with_params(init_temperature=float(self.init_temperature))
+
+    def _teacher_settings(self) -> dict[str, Any]:
+        settings = dict(self.teacher_settings or {})
+        if settings.get("lm") is not None:
+            settings["lm"] = resolve_lm(settings["lm"], "teacher_settings['lm']")
+        return settings
 
     def _validate_settings(self, budget: MetaBudget) -> None:
         self._library(budget)
@@ -121,26 +139,52 @@ class MetaTeleprompter(MetaSearch):
         tunable = sum(1 for spec in library.values() if spec.prompts)
         return len(library) * 2 + tunable * budget.prompt_steps + budget.structure_steps * budget.structure_proposals
 
-    def compile(self, student, *, trainset, teacher=None, valset=None, seed: int | None = None,
-                max_bootstrapped_demos: int | None = None, max_labeled_demos: int | None = None, **kwargs):
-        """As `dspy.MIPROv2.compile`; demo limits given here override the constructor's for this call."""
-        unknown = set(kwargs) - _MIPRO_COMPILE_KEYWORDS
-        if unknown:
-            raise TypeError(f"MetaTeleprompter.compile got unexpected keyword argument(s) {sorted(unknown)}")
-        if kwargs:
-            logger.info("ignoring MIPROv2-only compile options %s: the meta budget sets these", sorted(kwargs))
-        inert = {name: getattr(self, name) for name in _INERT_SETTINGS if getattr(self, name) != _INERT_SETTINGS[name]}
-        if inert:
-            logger.info("MIPROv2 settings %s have no effect on MetaTeleprompter", sorted(inert))
-        if teacher is not None:
-            logger.warning("teacher is not used by MetaTeleprompter; inner optimizers bootstrap from the student")
-        run = self
-        if max_bootstrapped_demos is not None or max_labeled_demos is not None:
-            run = copy.copy(self)  # this call's limits; the teleprompter itself stays as constructed
-            run.max_bootstrapped_demos = self.max_bootstrapped_demos if max_bootstrapped_demos is None \
-                else max_bootstrapped_demos
-            run.max_labeled_demos = self.max_labeled_demos if max_labeled_demos is None else max_labeled_demos
-        return MetaSearch.compile(run, student, trainset=trainset, valset=valset, seed=seed)
+    def compile(self, student, *, trainset, teacher=None, valset=None, num_trials: int | None = None,
+                max_bootstrapped_demos: int | None = None, max_labeled_demos: int | None = None,
+                seed: int | None = None, minibatch: bool = True, minibatch_size: int = 35,
+                minibatch_full_eval_steps: int = 5, program_aware_proposer: bool = True,
+                data_aware_proposer: bool = True, view_data_batch_size: int = 10, tip_aware_proposer: bool = True,
+                fewshot_aware_proposer: bool = True, requires_permission_to_run: bool | None = None,
+                provide_traceback: bool | None = None):
+        """As `dspy.MIPROv2.compile` (the same options, declared, so BetterTogether can pass them).
+
+        Demo limits given here override the constructor's for this call. With ``auto=None``, `num_trials`
+        is the MIPROv2 input's trial count. Every candidate is scored on the whole valset (as with
+        ``minibatch=False``); `minibatch` has no effect and a non-default `minibatch_size` warns.
+        """
+        if requires_permission_to_run:
+            raise ValueError("User confirmation is removed from MIPROv2 (and MetaTeleprompter): remove "
+                             "requires_permission_to_run")
+        ignored = ignored_options(dict(minibatch_full_eval_steps=minibatch_full_eval_steps,
+                                       program_aware_proposer=program_aware_proposer,
+                                       data_aware_proposer=data_aware_proposer,
+                                       view_data_batch_size=view_data_batch_size,
+                                       tip_aware_proposer=tip_aware_proposer,
+                                       fewshot_aware_proposer=fewshot_aware_proposer,
+                                       provide_traceback=provide_traceback, minibatch_size=minibatch_size),
+                                  MIPRO_COMPILE_DEFAULTS)
+        ignored += ignored_options({"verbose": self.verbose, "metric_threshold": self.metric_threshold},
+                                   INERT_SETTINGS)
+        if num_trials is not None and (self.auto is not None or self.budget is not None):
+            ignored.append("num_trials (the budget sets the trials; use auto=None to set them)")
+        warn_ignored(sorted(ignored), "they have no equivalent in the meta search")
+        run = copy.copy(self)  # this call's settings; the teleprompter itself stays as constructed
+        run.max_bootstrapped_demos = self.max_bootstrapped_demos if max_bootstrapped_demos is None \
+            else max_bootstrapped_demos
+        run.max_labeled_demos = self.max_labeled_demos if max_labeled_demos is None else max_labeled_demos
+        if self.budget is None and self.auto is None:
+            predictors = len(student.predictors()) if isinstance(student, dspy.Module) else 1
+            run._manual_budget, _ = manual_budget(self.num_candidates, num_trials, predictors,
+                                                  run.max_bootstrapped_demos == 0 and run.max_labeled_demos == 0)
+        if self.log_dir is not None and self.run_dir is None:
+            run.run_dir = self.log_dir  # MIPROv2's log folder becomes the checkpoint folder
+        settings = {} if self.max_errors is None else {"max_errors": self.max_errors}
+        with dspy.context(**settings):
+            return MetaSearch.compile(run, student, trainset=trainset, teacher=teacher, valset=valset, seed=seed)
+
+    def _finish(self, student, evaluator: Evaluator):
+        program = super()._finish(student, evaluator)
+        return attach_mipro_stats(program, student, evaluator) if self.track_stats else program
 
     def _run_search(self, evaluator: Evaluator, budget: MetaBudget) -> None:
         library = self._library(budget)

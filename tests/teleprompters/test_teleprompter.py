@@ -137,7 +137,7 @@ def test_learned_spec_transfers_to_another_task(lms, shout_data, tmp_path):
 
 @pytest.mark.parametrize("kwargs, error, message", [
     ({"auto": "turbo"}, ValueError, "auto must be one of"),
-    ({"auto": None}, ValueError, "set auto"),
+    ({"auto": None}, ValueError, "auto=None needs num_candidates"),  # MIPROv2's manual mode, as MIPROv2 says
     ({"budget": {"prompt_steps": -1}}, ValueError, "'prompt_steps' must be an integer >= 0"),
     ({"budget": {"speed": 3}}, ValueError, "unknown budget key"),
     ({"optimizers": ["copro"]}, TypeError, "must be OptimizerSpec objects"),
