@@ -153,9 +153,19 @@ def _bbh_order(task: str) -> list[int]:
     return [int(i) for i in order]
 
 
+def _datasets():
+    """The `datasets` package (an optional extra; a heavy import, only when data is actually loaded)."""
+    try:
+        import datasets
+    except ImportError:
+        raise BenchmarkDataError("reading benchmark files needs the `datasets` package: "
+                                 "pip install 'dspy-meta[benchmarks]'") from None
+    return datasets
+
+
 def _bigbench_records(task: str, cache_dir: str | Path | None) -> list[dict]:
     """The ``examples`` list of a BIG-bench task file, read with `datasets` (local file, no hub access)."""
-    import datasets  # heavy import, only when data is actually loaded
+    datasets = _datasets()
 
     path = bigbench_task_file(task, cache_dir)
     quiet = not datasets.are_progress_bars_disabled()

@@ -202,7 +202,11 @@ def markdown_table(results: dict[str, Any]) -> str:
 
 
 def _plot(results: dict[str, Any], path: Path) -> None:
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:  # an optional extra: the results and tables do not need it
+        logger.warning("no trajectory plot: matplotlib is not installed (pip install 'dspy-meta[plots]')")
+        return
 
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
