@@ -131,13 +131,16 @@ class BatchedLlamaEngine:
         kv_cells: cache cells shared by all slots (default ``max(n_ctx, 1024 * slots)``); a request waits
             while the running ones could need all of it.
         n_batch: tokens per decode step (prompt chunks fill what generation leaves).
+        batch_threads: CPU threads of the batched context (default: `n_threads`, else all cores). On a
+            machine shared with other busy processes 1 can be several times faster than 2: llama.cpp's
+            threads spin at a barrier after every operation, and a descheduled partner stalls each one.
         base: the sequential engine whose model to share (default: a new one for `model_path`).
     """
 
     def __init__(self, model_path: str | os.PathLike, *, n_ctx: int = 4096, n_threads: int | None = None,
                  default_max_tokens: int = DEFAULT_MAX_TOKENS, seed: int = 0, name: str | None = None,
                  slots: int | None = None, kv_cells: int | None = None, n_batch: int = 512,
-                 base: LlamaCppEngine | None = None):
+                 batch_threads: int | None = None, base: LlamaCppEngine | None = None):
         self._owns_base = base is None
         self.base = base or LlamaCppEngine(model_path, n_ctx=n_ctx, n_threads=n_threads,
                                            default_max_tokens=default_max_tokens, seed=seed, name=name)
@@ -146,6 +149,7 @@ class BatchedLlamaEngine:
         self.slots = slots or default_slots()
         self.kv_cells = kv_cells or max(n_ctx, _CELLS_PER_SLOT * self.slots)
         self.n_batch = max(n_batch, self.slots)
+        self.batch_threads = batch_threads
         self._seeds = SampleSeeds(seed)
         self._lock = threading.Lock()
         self._batcher: ContinuousBatcher | None = None
@@ -164,7 +168,8 @@ class BatchedLlamaEngine:
                 else:
                     self._backend = LlamaBackend(llama, slots=self.slots, kv_cells=self.kv_cells,
                                                  n_batch=self.n_batch,
-                                                 n_threads=self.base.n_threads or os.cpu_count() or 1)
+                                                 n_threads=self.batch_threads or self.base.n_threads
+                                                 or os.cpu_count() or 1)
                     self._batcher = ContinuousBatcher(self._backend, slots=self.slots, kv_cells=self.kv_cells,
                                                       n_batch=self.n_batch)
             return llama

@@ -281,8 +281,20 @@ class ContinuousBatcher:
     def _finish(self, slot: _Slot, reason: str) -> None:
         job = slot.job
         job.text, job.finish_reason = bytes(job._out), reason
+        self._trim_kept(slot)
         self._release(slot)
         job.done.set()
+
+    def _trim_kept(self, slot: _Slot) -> None:
+        """Keep what a later prompt may reuse: the prefix shared with the other slots' prompts when there is
+        one (those cells are shared, so they cost nothing), else the whole prompt. llama.cpp attends over
+        every cell up to the highest one in use, so cells kept idle slow every later step down."""
+        shared = max((common_prefix(slot.tokens, o.job.prompt if o.job else o.tokens)
+                      for o in self._slots if o is not slot), default=0)
+        keep = shared if shared >= _MIN_SHARED_WAIT else min(len(slot.tokens), len(slot.job.prompt))
+        if keep < len(slot.tokens):
+            self.backend.seq_rm(slot.seq, keep, -1)
+            del slot.tokens[keep:]
 
     def _release(self, slot: _Slot) -> None:
         if slot.sampler is not None:

@@ -122,14 +122,14 @@ def test_models_without_a_gguf_template_fall_back_to_the_sequential_engine(engin
 def test_make_lm_chooses_the_engine_mode(monkeypatch, tmp_path):
     monkeypatch.setattr(resolve, "assemble_model", lambda name, cache_dir=None: tmp_path / f"{name}.gguf")
     monkeypatch.delenv("DSPY_META_ENGINE", raising=False)
-    batched = make_lm("qwen2.5-coder-0.5b", slots=6, n_ctx=2048)
-    sequential = make_lm("local/qwen2.5-coder-0.5b", engine_mode="sequential", n_ctx=2048)
+    batched = make_lm("qwen2.5-coder-0.5b", engine_mode="batched", slots=6, n_ctx=2048)
+    sequential = make_lm("local/qwen2.5-coder-0.5b", n_ctx=2048)  # the default
     assert isinstance(batched.engine, BatchedLlamaEngine) and type(sequential.engine) is LlamaCppEngine
     assert batched.engine.base is sequential.engine  # one model in memory per file and settings
     assert engine_slots(batched) == 6 and engine_slots(sequential) == 1 and engine_slots(dspy.LM("openai/x")) == 1
-    assert make_lm("qwen2.5-coder-0.5b", slots=6, n_ctx=2048).engine is batched.engine
-    monkeypatch.setenv("DSPY_META_ENGINE", "sequential")
-    assert type(make_lm("qwen2.5-coder-0.5b", n_ctx=2048).engine) is LlamaCppEngine
+    assert make_lm("qwen2.5-coder-0.5b", engine_mode="batched", slots=6, n_ctx=2048).engine is batched.engine
+    monkeypatch.setenv("DSPY_META_ENGINE", "batched")
+    assert isinstance(make_lm("qwen2.5-coder-0.5b", slots=6, n_ctx=2048).engine, BatchedLlamaEngine)
     with pytest.raises(ValueError, match="engine_mode"):
         make_lm("qwen2.5-coder-0.5b", engine_mode="turbo")
     monkeypatch.setenv("DSPY_META_ENGINE", "turbo")
