@@ -15,7 +15,7 @@ from typing import Any
 
 from dspy.lm15 import Message, Response, TextPart, Usage
 
-__all__ = ["LlamaCppEngine", "shared_engine"]
+__all__ = ["LlamaCppEngine", "shared_engine", "request_messages", "asks_for_json", "SampleSeeds"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,10 +34,40 @@ def text_of(value: Any) -> str:
     return "".join(getattr(part, "text", "") or "" for part in value)
 
 
-def _asks_for_json(messages: list[dict]) -> bool:
+def asks_for_json(messages: list[dict]) -> bool:
     # DSPy's JSONAdapter sends no response_format to engines it cannot probe; it asks in the last message.
     last_user = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
     return "Respond with a JSON object" in last_user
+
+
+def request_messages(request) -> list[dict]:
+    """The chat messages of a `dspy.lm15.Request`, system part first."""
+    messages = []
+    system = text_of(request.system)
+    if system:
+        messages.append({"role": "system", "content": system})
+    messages.extend({"role": m.role, "content": m.text or ""} for m in request.messages)
+    return messages
+
+
+class SampleSeeds:
+    """A seed per sample. DSPy keeps rollout ids out of the request, and llama.cpp reseeds on every
+    call, so repeated samples of one prompt at temperature > 0 would otherwise all be identical.
+    The n-th sample of a prompt gets the n-th seed: reproducible for a given call sequence."""
+
+    def __init__(self, seed: int):
+        self.seed = seed
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+
+    def __call__(self, messages: list[dict], temperature: float) -> int:
+        if not temperature:
+            return self.seed
+        text = repr(messages)
+        with self._lock:
+            count = self._counts.get(text, 0)
+            self._counts[text] = count + 1
+        return (self.seed + zlib.crc32(text.encode()) + 7919 * count) % (2**31)
 
 
 class LlamaCppEngine:
@@ -62,7 +92,14 @@ class LlamaCppEngine:
         self.name = name or os.path.basename(self.model_path)
         self._llama = None
         self._lock = threading.Lock()
-        self._samples: dict[str, int] = {}
+        self._seeds = SampleSeeds(seed)
+
+    slots = 1  # requests decoded at once: callers size their thread count by it
+
+    def llama(self):
+        """The loaded `llama_cpp.Llama` (loaded on first use); the batched engine shares its weights."""
+        with self._lock:
+            return self._model()
 
     def _model(self):
         if self._llama is None:
@@ -77,24 +114,20 @@ class LlamaCppEngine:
         return self._llama
 
     def complete(self, request) -> Response:
-        messages = []
-        system = text_of(request.system)
-        if system:
-            messages.append({"role": "system", "content": system})
-        messages.extend({"role": m.role, "content": m.text or ""} for m in request.messages)
+        messages = request_messages(request)
         config = request.config
         temperature = 0.0 if config.temperature is None else config.temperature
         kwargs: dict[str, Any] = {
             "max_tokens": config.max_tokens or self.default_max_tokens,
             # Deterministic by default: a local default LM should give the same answer twice.
             "temperature": temperature,
-            "seed": config.seed if config.seed is not None else self._sample_seed(messages, temperature),
+            "seed": config.seed if config.seed is not None else self._seeds(messages, temperature),
         }
         if config.top_p is not None:
             kwargs["top_p"] = config.top_p
         if config.stop:
             kwargs["stop"] = list(config.stop)
-        if config.response_format is not None or _asks_for_json(messages):
+        if config.response_format is not None or asks_for_json(messages):
             kwargs["response_format"] = {"type": "json_object"}  # grammar-constrained JSON in llama.cpp
         with self._lock:
             result = self._model().create_chat_completion(messages=messages, **kwargs)
@@ -108,18 +141,6 @@ class LlamaCppEngine:
             usage=Usage(input_tokens=prompt_tokens, output_tokens=output_tokens,
                         total_tokens=prompt_tokens + output_tokens),
         )
-
-    def _sample_seed(self, messages: list[dict], temperature: float) -> int:
-        """A seed per sample. DSPy keeps rollout ids out of the request, and llama.cpp reseeds on every
-        call, so repeated samples of one prompt at temperature > 0 would otherwise all be identical.
-        The n-th sample of a prompt gets the n-th seed: reproducible for a given call sequence."""
-        if not temperature:
-            return self.seed
-        text = repr(messages)
-        with self._lock:
-            count = self._samples.get(text, 0)
-            self._samples[text] = count + 1
-        return (self.seed + zlib.crc32(text.encode()) + 7919 * count) % (2**31)
 
     def stream(self, request):
         from dspy.lm15 import response_to_events

