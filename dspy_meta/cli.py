@@ -1,4 +1,4 @@
-"""Command line: ``dspy-meta run CONFIG`` and ``dspy-meta demo``."""
+"""Command line: ``dspy-meta run CONFIG``, ``dspy-meta compare CONFIG`` and ``dspy-meta demo``."""
 
 from __future__ import annotations
 
@@ -35,6 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("config")
     run.add_argument("--seeds", type=int, nargs="+", help="override the config's seeds")
     run.add_argument("--output", help="output folder (default: <output_dir>/<name>)")
+    compare = commands.add_parser("compare", help="equal-budget comparison with DSPy's own optimizers "
+                                  "(configs/compare_*.yaml)")
+    compare.add_argument("config")
+    compare.add_argument("--recompute", action="store_true",
+                         help="re-run finished runs whose settings changed (default: refuse)")
+    compare.add_argument("--output", help="results file (default: the config's output)")
     demo = commands.add_parser("demo", help="the main job: meta-optimize a small real task on the local models")
     demo.add_argument("--config", default=DEMO_CONFIG)
     demo.add_argument("--output")
@@ -43,6 +49,11 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     from dspy_meta.experiments.config import ConfigError, load_config
+
+    if args.command == "compare":
+        from dspy_meta.experiments.compare_cli import compare_command
+
+        return compare_command(args)
     from dspy_meta.experiments.runner import markdown_table, output_folder, run_experiment
 
     try:
