@@ -2,6 +2,7 @@
 
 import json
 
+import dspy
 import pytest
 
 from dspy_meta.experiments.capped_lm import CallCapReached, CallMeter, capped
@@ -108,3 +109,16 @@ def test_resume_reuses_finished_runs_and_refuses_a_changed_config(tmp_path):
 def test_bad_configs_name_the_key(bad, match):
     with pytest.raises(ConfigError, match=match):
         make_config(**bad)
+
+
+def test_engine_memo_answers_repeats_below_dspy_so_counts_do_not_change():
+    from dspy_meta.experiments.engine_memo import MemoEngine
+
+    engine = ScriptedEngine(lambda call: {"answer": "x"})
+    memo = MemoEngine(engine)
+    meter = CallMeter("program")
+    lm = capped(dspy.LM("scripted/memo", engine=memo, cache=False), meter)
+    for _ in range(3):
+        lm("same question")
+    lm.copy(temperature=0.7)("same question")  # sampled: never memoized
+    assert meter.calls == 4 and len(engine.calls) == 2 and memo.hits == 2
