@@ -129,6 +129,7 @@ def run_comparison(config: CompareConfig, *, lms: dict[str, dspy.BaseLM] | None 
     output = Path(output or config.output)
     work_dir = Path(work_dir or config.work_dir)
     task = config.task.load()
+    task.val, task.test = task.val[:config.max_val], task.test[:config.max_test]  # None: the whole split
     data_hash = _data_hash(task)
     previous = _load_previous(output)
     plan, records = [], {}

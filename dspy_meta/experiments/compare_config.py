@@ -13,6 +13,8 @@
       meta: {budget: {...}}             # the MetaBudget of the three meta methods
     output: benchmarks/results/NAME.json
     work_dir: runs/compare/NAME         # optimized programs
+    max_val: 20                         # optional: use only the first N validation (test) examples of the
+    max_test: 40                        #   task's split (for tasks whose split is fixed, e.g. MMLU's 10/50/40)
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ class CompareConfig:
     output: str = ""
     work_dir: str = ""
     num_threads: int = 1
+    max_val: int | None = None
+    max_test: int | None = None
 
     @property
     def meta_budget(self) -> MetaBudget:
@@ -70,7 +74,7 @@ class CompareConfig:
     @classmethod
     def from_dict(cls, data: Any, source: str = "config") -> CompareConfig:
         allowed = {"name", "task", "lms", "program_calls", "seeds", "methods", "settings", "output", "work_dir",
-                   "num_threads"}
+                   "num_threads", "max_val", "max_test"}
         data = check_keys(data, source, allowed, {"name", "task", "lms", "program_calls"}, error=ConfigError)
         name = data["name"]
         if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum():
@@ -97,20 +101,25 @@ class CompareConfig:
         threads = data.get("num_threads", 1)
         if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
             raise ConfigError(f"num_threads: must be a positive integer, got {threads!r}")
+        for key in ("max_val", "max_test"):
+            value = data.get(key)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise ConfigError(f"{key}: must be a positive integer, got {value!r}")
         for key in ("output", "work_dir"):
             if not isinstance(data.get(key, ""), str):
                 raise ConfigError(f"{key}: must be a string")
         return cls(name=name, task=TaskConfig.from_dict(data["task"], "task"), lms=lms, program_calls=cap,
                    seeds=tuple(seeds), methods=tuple(methods), settings=settings,
                    output=data.get("output") or f"benchmarks/results/{name}.json",
-                   work_dir=data.get("work_dir") or f"runs/compare/{name}", num_threads=threads)
+                   work_dir=data.get("work_dir") or f"runs/compare/{name}", num_threads=threads,
+                   max_val=data.get("max_val"), max_test=data.get("max_test"))
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "task": {"name": self.task.name, "kwargs": dict(self.task.kwargs)},
                 "lms": {level: {"model": c.model, "kwargs": dict(c.kwargs)} for level, c in self.lms.items()},
                 "program_calls": self.program_calls, "seeds": list(self.seeds), "methods": list(self.methods),
                 "settings": copy.deepcopy(dict(self.settings)), "output": self.output, "work_dir": self.work_dir,
-                "num_threads": self.num_threads}
+                "num_threads": self.num_threads, "max_val": self.max_val, "max_test": self.max_test}
 
 
 def _settings(data: Any) -> dict[str, dict[str, Any]]:

@@ -1,13 +1,14 @@
 """The equal-budget comparison with scripted LMs: the cap holds for every method, resume, the outputs."""
 
 import json
+from pathlib import Path
 
 import dspy
 import pytest
 
 from dspy_meta.experiments.capped_lm import CallCapReached, CallMeter, capped
 from dspy_meta.experiments.compare import ConfigChanged, run_comparison
-from dspy_meta.experiments.compare_config import COMPARE_METHODS, CompareConfig
+from dspy_meta.experiments.compare_config import COMPARE_METHODS, CompareConfig, load_compare_config
 from dspy_meta.experiments.config import ConfigError
 from dspy_meta.testing import ScriptedEngine
 from dspy_meta.testing.toy_task import MAGIC_WORD, aligning_meta_responder, shout_optimizer_responder
@@ -71,6 +72,14 @@ def test_every_method_stays_within_the_cap_and_outputs_are_written(tmp_path):
     assert "| meta_teleprompter | no |" in (tmp_path / "r.md").read_text()
     assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "work" / "copro" / "seed1.json").exists()
+    assert results["task_info"]["sizes"] == [6, 8, 10]
+
+
+def test_max_val_and_max_test_take_the_first_examples(tmp_path):
+    config = make_config(methods=["zero_shot_cot"], seeds=[1], max_val=3, max_test=4)
+    results = run_comparison(config, lms={k: e.as_lm() for k, e in engines().items()}, output=tmp_path / "r.json",
+                             work_dir=tmp_path / "w")
+    assert results["task_info"]["sizes"] == [6, 3, 4] and len(results["runs"][0]["test_scores"]) == 4
 
 
 def test_resume_reuses_finished_runs_and_refuses_a_changed_config(tmp_path):
@@ -122,3 +131,13 @@ def test_engine_memo_answers_repeats_below_dspy_so_counts_do_not_change():
         lm("same question")
     lm.copy(temperature=0.7)("same question")  # sampled: never memoized
     assert meter.calls == 4 and len(engine.calls) == 2 and memo.hits == 2
+
+
+COMPARE_CONFIGS = sorted(Path(__file__).resolve().parents[2].joinpath("configs").glob("compare_*.yaml"))
+
+
+@pytest.mark.parametrize("path", COMPARE_CONFIGS, ids=[p.name for p in COMPARE_CONFIGS])
+def test_shipped_compare_configs_are_valid(path):
+    config = load_compare_config(path)
+    assert set(config.methods) == set(COMPARE_METHODS) and len(config.seeds) == 3
+    assert CompareConfig.from_dict(config.to_dict()) == config
