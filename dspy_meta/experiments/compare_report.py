@@ -62,9 +62,9 @@ def markdown_table(results: dict[str, Any]) -> str:
     lines = [f"**{results['task']}** ({info['description']}); train/val/test = {'/'.join(map(str, info['sizes']))}; "
              f"program-LM call cap {results['program_calls_cap']} per optimizing run; seeds {results['seeds']}; "
              f"reference = best stock optimizer on validation: `{ref}`.", "",
-             "| method | stock | val | test | Δ test vs ref [90% CI] | program calls | optimizer calls | meta calls "
+             "| method | stock | seeds run | val | test | Δ test vs ref [90% CI] | program calls | optimizer calls | meta calls "
              "| tokens in/out (all levels) | compile s | inference calls / example | hit cap |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for method, e in summary.items():
         usage = e["usage"]
         paired = e.get("paired_vs_reference")
@@ -74,14 +74,14 @@ def markdown_table(results: dict[str, Any]) -> str:
         tokens_out = sum(u["output_tokens"] for u in usage.values())
         calls = e["program_calls"]
         lines.append(
-            f"| {method} | {'yes' if e['stock'] else 'no'} | {_cell(e['val_mean'], e['val_std'])} | "
+            f"| {method} | {'yes' if e['stock'] else 'no'} | {len(e['seeds'])} | {_cell(e['val_mean'], e['val_std'])} | "
             f"{_cell(e['test_mean'], e['test_std'])} | {delta} | {_mean(calls):.0f} (max {max(calls)}) | "
             f"{usage['optimizer']['calls']:.0f} | {usage['meta']['calls']:.0f} | {tokens_in:.0f}/{tokens_out:.0f} | "
             f"{_mean(e['wall_seconds']):.0f} | {e['inference_calls_per_example']:.2f} | "
             f"{sum(e['hit_cap'])}/{len(e['hit_cap'])} |")
     missing = [f"{m} seed {s}" for m in results["config"]["methods"] for s in results["seeds"]
                if m not in summary or s not in summary[m]["seeds"]]
-    lines += ["", f"Mean ± sample std over {len(results['seeds'])} seeds on the same splits; calls, tokens and wall "
+    lines += ["", "Mean ± sample std over the seeds run (same splits for every seed); calls, tokens and wall "
               "time are means per run while optimizing (wall time on a shared machine: noisy). Δ: paired mean "
               "difference on the same test examples and seeds, 90% bootstrap interval over test examples."]
     if missing:

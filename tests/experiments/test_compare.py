@@ -69,7 +69,7 @@ def test_every_method_stays_within_the_cap_and_outputs_are_written(tmp_path):
     assert {"stock", "val", "test", "program_calls", "inference_calls_per_example"} <= set(entry)
     assert saved["task"] == "bigbench_word_sorting_short" and saved["complete"]
     assert saved["reference"] in ("bootstrap_fewshot", "copro", "mipro_v2", "gepa")
-    assert "| meta_teleprompter | no |" in (tmp_path / "r.md").read_text()
+    assert "| meta_teleprompter | no | 1 |" in (tmp_path / "r.md").read_text()
     assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "work" / "copro" / "seed1.json").exists()
     assert results["task_info"]["sizes"] == [6, 8, 10]
