@@ -1,4 +1,4 @@
-"""Command line: ``dspy-meta run CONFIG`` and ``dspy-meta demo``."""
+"""Command line: ``dspy-meta run CONFIG``, ``dspy-meta compare CONFIG`` and ``dspy-meta demo``."""
 
 from __future__ import annotations
 
@@ -37,6 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--output", help="output folder (default: <output_dir>/<name>)")
     run.add_argument("--force", action="store_true",
                      help="recompute finished runs whose settings changed (default: refuse)")
+    compare = commands.add_parser("compare", help="equal-budget comparison with DSPy's own optimizers "
+                                  "(configs/compare_*.yaml)")
+    compare.add_argument("config")
+    compare.add_argument("--force", "--recompute", dest="recompute", action="store_true",
+                         help="re-run finished runs whose settings changed (default: refuse)")
+    compare.add_argument("--output", help="results file (default: the config's output)")
     demo = commands.add_parser("demo", help="the main job: meta-optimize a small real task on the local models")
     demo.add_argument("--config", default=DEMO_CONFIG)
     demo.add_argument("--output")
@@ -47,6 +53,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from dspy_meta.errors import StaleResults
     from dspy_meta.experiments.config import ConfigError, load_config
+
+    if args.command == "compare":
+        from dspy_meta.experiments.compare_cli import compare_command
+
+        return compare_command(args)
     from dspy_meta.experiments.runner import markdown_table, output_folder, run_experiment
     from dspy_meta.runtime.redact import redact
 

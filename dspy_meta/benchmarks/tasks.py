@@ -24,7 +24,7 @@ from dspy_meta.benchmarks.sources import BIGBENCH_SHA256, BenchmarkDataError, bi
 
 __all__ = ["ChainOfThoughtQA", "Task", "available_tasks", "exact_match_metric", "extract_choice_letter",
            "format_multiple_choice", "gpqa_examples", "load_bbh_dyck_languages", "load_bbh_word_sorting",
-           "load_gpqa_diamond", "load_mmlu_abstract_algebra", "load_task", "load_word_sorting_short",
+           "load_dyck_languages_short", "load_gpqa_diamond", "load_mmlu_abstract_algebra", "load_task", "load_word_sorting_short",
            "multiple_choice_metric", "normalize_whitespace"]
 
 logger = logging.getLogger(__name__)
@@ -252,6 +252,32 @@ def load_word_sorting_short(max_words: int = 5, n_train: int = 20, n_val: int = 
                 split_indices={"train": chosen[:cuts[0]], "val": chosen[cuts[0]:cuts[1]], "test": chosen[cuts[1]:]})
 
 
+def load_dyck_languages_short(max_input_tokens: int = 10, n_train: int = 10, n_val: int = 30, n_test: int = 60,
+                              seed: int = 0, cache_dir: str | Path | None = None) -> Task:
+    """VARIANT, not BBH: BIG-bench dyck_languages sequences of at most `max_input_tokens` brackets.
+
+    Same file, input format and metric as BBH dyck_languages, BBH's 250 examples excluded;
+    ``random.Random(seed)`` samples the splits from the eligible pool as in `load_word_sorting_short`.
+    """
+    records = _bigbench_records("dyck_languages", cache_dir)
+    bbh = set(_bbh_order("dyck_languages"))
+    pool = [i for i, r in enumerate(records) if i not in bbh and len(r["input"].split()) <= max_input_tokens]
+    wanted = n_train + n_val + n_test
+    if min(n_train, n_val, n_test) < 0 or wanted > len(pool):
+        raise ValueError(f"cannot draw {n_train}/{n_val}/{n_test} examples: only {len(pool)} non-BBH sequences "
+                         f"have at most {max_input_tokens} brackets")
+    chosen = random.Random(seed).sample(pool, wanted)
+    examples = [_dyck_example(records[i], i) for i in chosen]
+    cuts = (n_train, n_train + n_val)
+    return Task(name="bigbench_dyck_languages_short", train=examples[:cuts[0]], val=examples[cuts[0]:cuts[1]],
+                test=examples[cuts[1]:], metric=exact_match_metric,
+                description=f"Variant (not BBH): close the brackets of sequences of at most {max_input_tokens} tokens.",
+                source="bigbench==1.0.0 sdist, bigbench/benchmark_tasks/dyck_languages/task.json, non-BBH examples",
+                split_note=(f"not BBH: random.Random({seed}).sample of {wanted} from {len(pool)} non-BBH sequences of "
+                            f"<= {max_input_tokens} tokens; {n_train}/{n_val}/{n_test} in sample order"),
+                split_indices={"train": chosen[:cuts[0]], "val": chosen[cuts[0]:cuts[1]], "test": chosen[cuts[1]:]})
+
+
 # ---------------------------------------------------------------- MMLU and GPQA (multiple choice)
 
 def _seeded_split(examples: list[dspy.Example], sizes: tuple[int, int, int], seed: int
@@ -339,6 +365,7 @@ _LOADERS: dict[str, Callable[..., Task]] = {
     "bbh_word_sorting": load_bbh_word_sorting,
     "bbh_dyck_languages": load_bbh_dyck_languages,
     "bigbench_word_sorting_short": load_word_sorting_short,
+    "bigbench_dyck_languages_short": load_dyck_languages_short,
     "mmlu_abstract_algebra": load_mmlu_abstract_algebra,
     "gpqa_diamond": load_gpqa_diamond,
 }

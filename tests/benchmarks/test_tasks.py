@@ -121,6 +121,18 @@ def test_word_sorting_short_variant(word_sorting):
         load_word_sorting_short(max_words=2, n_train=100, n_val=0, n_test=0)
 
 
+def test_dyck_languages_short_variant(dyck):
+    task = load_task("bigbench_dyck_languages_short", max_input_tokens=6, n_train=4, n_val=5, n_test=6, seed=2)
+    assert task.name == "bigbench_dyck_languages_short" and "not BBH" in task.split_note
+    chosen = task.split_indices["train"] + task.split_indices["val"] + task.split_indices["test"]
+    bbh = {i for split in dyck.split_indices.values() for i in split}
+    assert len(set(chosen)) == 15 and not set(chosen) & bbh
+    for example in task.train + task.val + task.test:
+        assert example.question.startswith(DYCK_PREFIX) and len(example.question.removeprefix(DYCK_PREFIX).split()) <= 6
+    with pytest.raises(ValueError, match="only"):
+        load_task("bigbench_dyck_languages_short", max_input_tokens=2, n_train=100, n_val=0, n_test=0)
+
+
 def test_mmlu_sizes_split_and_first_examples(mmlu):
     assert mmlu.name == "mmlu_abstract_algebra"
     assert (len(mmlu.train), len(mmlu.val), len(mmlu.test)) == (10, 50, 40)
@@ -183,7 +195,7 @@ def test_gpqa_offline_fails_fast_with_a_clear_message(tmp_path):
 
 def test_registry():
     assert available_tasks() == ["bbh_word_sorting", "bbh_dyck_languages", "bigbench_word_sorting_short",
-                                 "mmlu_abstract_algebra", "gpqa_diamond"]
+                                 "bigbench_dyck_languages_short", "mmlu_abstract_algebra", "gpqa_diamond"]
     assert load_task("bigbench_word_sorting_short", n_train=1, n_val=1, n_test=1).name == "bigbench_word_sorting_short"
     with pytest.raises(ValueError, match="available: bbh_word_sorting"):
         load_task("bbh_navigate")

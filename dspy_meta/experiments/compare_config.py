@@ -1,0 +1,167 @@
+"""Config of an equal-budget comparison (``configs/compare_*.yaml``), validated on load.
+
+::
+
+    name: word_sorting_short            # letters, digits, '-', '_'
+    task: {name: bigbench_word_sorting_short, kwargs: {...}}
+    lms: {program: ..., optimizer: ..., meta: ...}   # as in experiment configs
+    program_calls: 60                   # the hard cap on program-LM calls of every optimizing method
+    seeds: [1, 2, 3]
+    methods: [zero_shot_cot, ...]       # default: all of COMPARE_METHODS
+    settings:                           # per-method settings, all optional (defaults in DEFAULT_SETTINGS)
+      copro: {breadth: 3, depth: 1}
+      meta: {budget: {...}}             # the MetaBudget of the three meta methods
+    output: benchmarks/results/NAME.json
+    work_dir: runs/compare/NAME         # optimized programs
+    max_val: 20                         # optional: use only the first N validation (test) examples of the
+    max_test: 40                        #   task's split (for tasks whose split is fixed, e.g. MMLU's 10/50/40)
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from dspy_meta.experiments.config import ConfigError, LMConfig, TaskConfig, _Config, _config_error
+from dspy_meta.runtime.schema import invalid
+from dspy_meta.search.budget import MetaBudget
+
+__all__ = ["COMPARE_METHODS", "STOCK_METHODS", "OPTIMIZING_METHODS", "DEFAULT_SETTINGS", "CompareConfig",
+           "load_compare_config"]
+
+# Stock: as DSPy ships them. The last three are this project's meta-optimizers.
+STOCK_METHODS = ("zero_shot_cot", "self_consistency", "bootstrap_fewshot", "copro", "mipro_v2", "gepa")
+META_METHODS = ("meta_prompt", "meta_structure", "meta_teleprompter")
+COMPARE_METHODS = STOCK_METHODS + META_METHODS
+# Methods that spend program calls while optimizing (and so run under the cap).
+OPTIMIZING_METHODS = ("bootstrap_fewshot", "copro", "mipro_v2", "gepa") + META_METHODS
+
+DEFAULT_SETTINGS: dict[str, dict[str, Any]] = {
+    "demos": {"max_bootstrapped_demos": 2, "max_labeled_demos": 2},
+    "self_consistency": {"n": 3, "temperature": 0.7},
+    "copro": {"breadth": 3, "depth": 1, "init_temperature": 1.4},
+    "mipro_v2": {"num_candidates": 3, "minibatch_size": 35},
+    "gepa": {"reflection_minibatch_size": 3, "use_merge": True},
+    "meta": {"budget": {"prompt_steps": 1, "structure_steps": 1, "num_examples": 4, "copro_breadth": 2,
+                        "copro_depth": 1, "mipro_candidates": 2, "mipro_trials": 2}},
+}
+
+_Positive = Annotated[int, Field(ge=1, strict=True)]
+_LEVELS = ("program", "optimizer", "meta")
+
+
+class CompareConfig(_Config):
+    name: Annotated[str, Field(strict=True)]
+    task: TaskConfig
+    lms: dict[str, LMConfig]
+    program_calls: _Positive
+    seeds: Annotated[tuple[Annotated[int, Field(ge=0, strict=True)], ...], Field(min_length=1)] = (1, 2, 3)
+    methods: tuple[str, ...] = COMPARE_METHODS
+    settings: dict[str, dict[str, Any]] = Field(default_factory=lambda: copy.deepcopy(DEFAULT_SETTINGS))
+    output: Annotated[str, Field(strict=True)] = ""
+    work_dir: Annotated[str, Field(strict=True)] = ""
+    num_threads: _Positive = 1
+    max_val: _Positive | None = None
+    max_test: _Positive | None = None
+
+    @property
+    def meta_budget(self) -> MetaBudget:
+        return MetaBudget.from_dict(self.settings["meta"]["budget"])
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, name: str) -> str:
+        if not name.replace("_", "").replace("-", "").isalnum():
+            raise invalid("config", f"must be letters, digits, '-' or '_', got {name!r}")
+        return name
+
+    @field_validator("lms", mode="before")
+    @classmethod
+    def _three_levels(cls, lms: Any) -> Any:
+        if isinstance(lms, Mapping):
+            unknown, missing = sorted(set(lms) - set(_LEVELS)), sorted(set(_LEVELS) - set(lms))
+            if unknown or missing:
+                raise invalid("config", f"unknown key(s) {unknown}" if unknown else f"missing key(s) {missing}")
+        return lms
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct(cls, seeds: tuple[int, ...]) -> tuple[int, ...]:
+        if len(set(seeds)) != len(seeds):
+            raise invalid("config", f"must be distinct, got {list(seeds)}")
+        return seeds
+
+    @field_validator("methods")
+    @classmethod
+    def _known_methods(cls, methods: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [m for m in methods if m not in COMPARE_METHODS]
+        if unknown or not methods or len(set(methods)) != len(methods):
+            raise invalid("config", f"unknown or repeated method(s) {unknown}; available: {list(COMPARE_METHODS)}")
+        return methods
+
+    @field_validator("settings", mode="before")
+    @classmethod
+    def _merged_settings(cls, data: Any) -> Any:
+        return _settings(data)
+
+    @model_validator(mode="after")
+    def _paths(self) -> CompareConfig:
+        object.__setattr__(self, "output", self.output or f"benchmarks/results/{self.name}.json")
+        object.__setattr__(self, "work_dir", self.work_dir or f"runs/compare/{self.name}")
+        return self
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "config") -> CompareConfig:
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{source}: must be a mapping, got {type(data).__name__}")
+        try:
+            return cls.model_validate(dict(data))
+        except ValidationError as exc:
+            raise ConfigError(_config_error(exc, source)) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def _settings(data: Any) -> dict[str, dict[str, Any]]:
+    """The defaults, updated key by key from the config; unknown sections or keys are errors."""
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise invalid("config", "must be a mapping")
+    unknown = sorted(set(data) - set(DEFAULT_SETTINGS))
+    if unknown:
+        raise invalid("config", f"unknown key(s) {unknown}; allowed: {sorted(DEFAULT_SETTINGS)}")
+    settings = copy.deepcopy(DEFAULT_SETTINGS)
+    for section, values in data.items():
+        values = values or {}
+        extra = sorted(set(values) - set(DEFAULT_SETTINGS[section])) if isinstance(values, Mapping) else values
+        if extra or not isinstance(values, Mapping):
+            raise invalid("config_at", f"unknown key(s) {extra}; allowed: {sorted(DEFAULT_SETTINGS[section])}",
+                          at=section)
+        for key, value in values.items():
+            if section == "meta":  # budget: a mapping merged over the default budget, then validated
+                merged = {**settings["meta"]["budget"], **dict(value or {})}
+                try:
+                    MetaBudget.from_dict(merged)
+                except ValueError as exc:
+                    raise invalid("config_at", str(exc), at="meta.budget") from None
+                value = merged
+            settings[section][key] = value
+    return settings
+
+
+def load_compare_config(path: str | Path) -> CompareConfig:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return CompareConfig.from_dict(data, source=str(path))
