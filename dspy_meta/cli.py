@@ -1,4 +1,5 @@
-"""Command line: ``dspy-meta run CONFIG``, ``dspy-meta compare CONFIG`` and ``dspy-meta demo``."""
+"""Command line: ``dspy-meta run CONFIG [--dry-run]``, ``compare CONFIG``, ``demo``, ``show OUTPUT``,
+``tasks``, ``methods``, ``--version``. Tables go to stdout; logs and errors to stderr."""
 
 from __future__ import annotations
 
@@ -25,18 +26,74 @@ def _before_after(results: dict) -> str:
     return "\n".join(lines)
 
 
+def _version() -> str:
+    from dspy_meta import __version__
+
+    return __version__
+
+
+def _listing(args) -> int:
+    """The commands that only read: tasks, methods, show."""
+    if args.command == "tasks":
+        from dspy_meta.benchmarks import available_tasks
+
+        print("\n".join(available_tasks()))
+    elif args.command == "methods":
+        from dspy_meta.experiments.compare_config import COMPARE_METHODS, STOCK_METHODS
+        from dspy_meta.experiments.config import METHODS
+
+        print("run (experiment configs):  " + ", ".join(METHODS))
+        print("compare (stock DSPy):      " + ", ".join(STOCK_METHODS))
+        print("compare (dspy-meta):       " + ", ".join(m for m in COMPARE_METHODS if m not in STOCK_METHODS))
+    else:
+        import json
+        from pathlib import Path
+
+        from dspy_meta.experiments.runner import markdown_table
+
+        path = Path(args.output)
+        path = path / "results.json" if path.is_dir() else path
+        if not path.is_file():
+            print(f"dspy-meta: no results.json in {args.output}", file=sys.stderr)
+            return 2
+        print(markdown_table(json.loads(path.read_text(encoding="utf-8"))))
+    return 0
+
+
+def _plan(config, seeds, out_dir) -> str:
+    """What `run` would do: the task's sizes, the LMs, the methods x seeds and the meta budget (no LM call)."""
+    task = config.task.load()  # checks the task's settings and data
+    for lm_config in config.lms.values():
+        lm_config.build()  # checks the model names (local weights are assembled, not loaded)
+    seeds = list(seeds) if seeds is not None else list(config.seeds)
+    lines = [f"config {config.name}: valid",
+             f"task {task.name}: train/val/test = {len(task.train)}/{len(task.val)}/{len(task.test)}",
+             *(f"{level:<9} LM {c.model} {dict(c.kwargs) or ''}" for level, c in config.lms.items()),
+             f"runs: {len(config.methods)} methods x {len(seeds)} seeds = {len(config.methods) * len(seeds)} "
+             f"({', '.join(config.methods)}; seeds {seeds})",
+             f"meta budget: {config.budget.to_dict()}", f"output: {out_dir}"]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     # Offline machines: litellm must not try to fetch its price table at import.
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     parser = argparse.ArgumentParser(prog="dspy-meta", description="Meta-optimize DSPy optimizers (metaTextGrad).")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("tasks", help="list the benchmark tasks a config may name")
+    commands.add_parser("methods", help="list the methods of experiment and comparison configs")
+    show = commands.add_parser("show", help="print the results table of a finished run (its output folder)")
+    show.add_argument("output")
     run = commands.add_parser("run", help="run an experiment config (configs/*.yaml)")
     run.add_argument("config")
     run.add_argument("--seeds", type=int, nargs="+", help="override the config's seeds")
     run.add_argument("--output", help="output folder (default: <output_dir>/<name>)")
     run.add_argument("--force", action="store_true",
                      help="recompute finished runs whose settings changed (default: refuse)")
+    run.add_argument("--dry-run", action="store_true",
+                     help="check the config, the task data and the model names, show the plan; call no LM")
     compare = commands.add_parser("compare", help="equal-budget comparison with DSPy's own optimizers "
                                   "(configs/compare_*.yaml)")
     compare.add_argument("config")
@@ -54,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     from dspy_meta.errors import StaleResults
     from dspy_meta.experiments.config import ConfigError, load_config
 
+    if args.command in ("tasks", "methods", "show"):
+        return _listing(args)
+
     if args.command == "compare":
         from dspy_meta.experiments.compare_cli import compare_command
 
@@ -63,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         config = load_config(args.config)
+        if getattr(args, "dry_run", False):
+            print(_plan(config, getattr(args, "seeds", None), output_folder(config, args.output)))
+            return 0
         results = run_experiment(config, seeds=getattr(args, "seeds", None), output=args.output, force=args.force)
     except ConfigError as exc:
         print(f"dspy-meta: invalid config: {redact(exc)}", file=sys.stderr)

@@ -197,7 +197,7 @@ def markdown_table(results: dict[str, Any]) -> str:
         cells = [f"{entry[s]['mean']:.2f} ± {entry[s]['std']:.2f}" for s in ("val", "test")]
         lines.append(f"| {method} | {cells[0]} | {cells[1]} | {usage['program']['calls']:.0f} | "
                      f"{usage['optimizer']['calls']:.0f} | {usage['meta']['calls']:.0f} | "
-                     f"{tokens_in:.0f}/{tokens_out:.0f} | {entry['wall_seconds']:.0f} |")
+                     f"{tokens_in:.0f}/{tokens_out:.0f} | {entry['wall_seconds']:.1f} |")
     return "\n".join(lines) + "\n"
 
 
