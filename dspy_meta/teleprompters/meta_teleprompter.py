@@ -188,11 +188,15 @@ class MetaTeleprompter(MetaSearch):
 
     def _run_search(self, evaluator: Evaluator, budget: MetaBudget) -> None:
         library = self._library(budget)
+        # Inputs with no prompts to tune (BootstrapFewShot) are cheap building blocks: they run first, so
+        # that a run stopped by a usage limit has scored them (measured: a 40-call cap spent on COPRO's
+        # search never reached the BootstrapFewShot input, which alone was the best program).
+        ordered = sorted(library.items(), key=lambda item: bool(item[1].prompts))
         searches = [PromptSearch(name, spec, steps=budget.prompt_steps, num_examples=budget.num_examples,
-                                 attempts=budget.proposal_attempts) for name, spec in library.items()]
+                                 attempts=budget.proposal_attempts) for name, spec in ordered]
         # Each input's prompt search is independent of the others': they run side by side.
         evaluator.run_side_by_side([lambda branch, search=search: branch.run(search) for search in searches])
-        tuned = {search.name: search.best_spec for search in searches}
+        tuned = {name: next(s.best_spec for s in searches if s.name == name) for name in library}
         evaluator.results.best_optimizers.update({name: spec.to_dict() for name, spec in tuned.items()})
         evaluator.run(StructureSearch(tuned, steps=budget.structure_steps, num_examples=budget.num_examples,
                                       attempts=budget.proposal_attempts, limits=self.limits, seed=evaluator.seed,

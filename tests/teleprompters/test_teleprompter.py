@@ -166,3 +166,18 @@ def test_budget_presets_and_yaml(tmp_path):
     path.write_text("budget:\n  prompt_steps: 3\n  structure_steps: 1\n")
     assert MetaBudget.from_yaml(path) == MetaBudget(prompt_steps=3, structure_steps=1)
     assert MetaBudget.from_auto("heavy").max_valset == 1000
+
+
+def test_a_tight_call_cap_still_scores_the_cheap_building_block_first(shout_data):
+    """Inputs without prompts (BootstrapFewShot) run before the prompt searches: under a cap that COPRO's
+    search would exhaust, the bootstrapped program (demos help this program LM) is still found."""
+    from .conftest import compile_toy, toy_engines
+    from dspy_meta.testing.toy_task import shout_program_responder
+
+    engines = toy_engines(program=lambda c: shout_program_responder(c, demos_help=True))
+    program = compile_toy(engines, shout_data, usage_limits={"program_calls": 20}, max_labeled_demos=1)
+    results = program.meta_results_
+    assert results.stopped_reason and results.stopped_reason.startswith("budget")
+    assert results.candidates[0].stage == "initial:bootstrap_fewshot"
+    assert results.best_score == 1.0 and not results.returned_baseline
+    assert program.answer.predict.demos
