@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from dspy_meta.experiments.config import ConfigError, LMConfig, TaskConfig, _Config, _config_error
+from dspy_meta.experiments.config import ConfigError, RunConfig
 from dspy_meta.runtime.schema import invalid
 from dspy_meta.search.budget import MetaBudget
 
@@ -52,13 +52,9 @@ DEFAULT_SETTINGS: dict[str, dict[str, Any]] = {
 }
 
 _Positive = Annotated[int, Field(ge=1, strict=True)]
-_LEVELS = ("program", "optimizer", "meta")
 
 
-class CompareConfig(_Config):
-    name: Annotated[str, Field(strict=True)]
-    task: TaskConfig
-    lms: dict[str, LMConfig]
+class CompareConfig(RunConfig):
     program_calls: _Positive
     seeds: Annotated[tuple[Annotated[int, Field(ge=0, strict=True)], ...], Field(min_length=1)] = (1, 2, 3)
     methods: tuple[str, ...] = COMPARE_METHODS
@@ -72,22 +68,6 @@ class CompareConfig(_Config):
     @property
     def meta_budget(self) -> MetaBudget:
         return MetaBudget.from_dict(self.settings["meta"]["budget"])
-
-    @field_validator("name")
-    @classmethod
-    def _safe_name(cls, name: str) -> str:
-        if not name.replace("_", "").replace("-", "").isalnum():
-            raise invalid("config", f"must be letters, digits, '-' or '_', got {name!r}")
-        return name
-
-    @field_validator("lms", mode="before")
-    @classmethod
-    def _three_levels(cls, lms: Any) -> Any:
-        if isinstance(lms, Mapping):
-            unknown, missing = sorted(set(lms) - set(_LEVELS)), sorted(set(_LEVELS) - set(lms))
-            if unknown or missing:
-                raise invalid("config", f"unknown key(s) {unknown}" if unknown else f"missing key(s) {missing}")
-        return lms
 
     @field_validator("seeds")
     @classmethod
@@ -114,18 +94,6 @@ class CompareConfig(_Config):
         object.__setattr__(self, "output", self.output or f"benchmarks/results/{self.name}.json")
         object.__setattr__(self, "work_dir", self.work_dir or f"runs/compare/{self.name}")
         return self
-
-    @classmethod
-    def from_dict(cls, data: Any, source: str = "config") -> CompareConfig:
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"{source}: must be a mapping, got {type(data).__name__}")
-        try:
-            return cls.model_validate(dict(data))
-        except ValidationError as exc:
-            raise ConfigError(_config_error(exc, source)) from None
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
 
 
 def _settings(data: Any) -> dict[str, dict[str, Any]]:

@@ -17,7 +17,7 @@ from dspy_meta.runtime.redact import is_secret_setting, redact
 from dspy_meta.runtime.schema import describe_error, error_path, invalid
 from dspy_meta.search.budget import MetaBudget
 
-__all__ = ["ConfigError", "LMConfig", "TaskConfig", "ExperimentConfig", "load_config", "METHODS"]
+__all__ = ["ConfigError", "LMConfig", "TaskConfig", "RunConfig", "ExperimentConfig", "load_config", "METHODS"]
 
 METHODS = ("zero_shot_cot", "few_shot_cot", "self_consistency", "copro", "mipro_v2",
            "meta_prompt", "meta_structure", "meta_teleprompter")
@@ -137,18 +137,13 @@ class TaskConfig(_Named):
         return task
 
 
-class ExperimentConfig(_Config):
+class RunConfig(_Config):
+    """What experiment and comparison configs share: a safe name, the three levels' LMs, and loading
+    from a mapping with errors that name the key."""
+
     name: Annotated[str, Field(strict=True)]
     task: TaskConfig
     lms: dict[str, LMConfig]
-    budget: MetaBudget = Field(default_factory=MetaBudget)
-    methods: tuple[str, ...] = ("zero_shot_cot", "meta_teleprompter")
-    seeds: Annotated[tuple[_Count, ...], Field(min_length=1)] = (0,)
-    num_threads: _Positive = 1
-    max_bootstrapped_demos: _Count = 2
-    max_labeled_demos: _Count = 2
-    num_samples: _Positive = 4  # for self_consistency
-    output_dir: Annotated[str, Field(strict=True)] = "runs"
 
     @field_validator("name")
     @classmethod
@@ -156,11 +151,6 @@ class ExperimentConfig(_Config):
         if not name.replace("_", "").replace("-", "").isalnum():
             raise invalid("config", f"must be letters, digits, '-' or '_', got {name!r}")
         return name
-
-    @field_validator("seeds", mode="before")
-    @classmethod
-    def _one_seed(cls, seeds: Any) -> Any:
-        return [seeds] if isinstance(seeds, int) and not isinstance(seeds, bool) else seeds
 
     @field_validator("lms", mode="before")
     @classmethod
@@ -173,16 +163,8 @@ class ExperimentConfig(_Config):
                 raise invalid("config", f"missing key(s) {missing}")
         return lms
 
-    @field_validator("methods")
     @classmethod
-    def _known_methods(cls, methods: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = [m for m in methods if m not in METHODS]
-        if unknown or not methods:
-            raise invalid("config", f"unknown method(s) {unknown}; available: {list(METHODS)}")
-        return methods
-
-    @classmethod
-    def from_dict(cls, data: Any, source: str = "config") -> ExperimentConfig:
+    def from_dict(cls, data: Any, source: str = "config"):
         if not isinstance(data, Mapping):
             raise ConfigError(f"{source}: must be a mapping, got {type(data).__name__}")
         try:
@@ -192,6 +174,30 @@ class ExperimentConfig(_Config):
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+class ExperimentConfig(RunConfig):
+    budget: MetaBudget = Field(default_factory=MetaBudget)
+    methods: tuple[str, ...] = ("zero_shot_cot", "meta_teleprompter")
+    seeds: Annotated[tuple[_Count, ...], Field(min_length=1)] = (0,)
+    num_threads: _Positive = 1
+    max_bootstrapped_demos: _Count = 2
+    max_labeled_demos: _Count = 2
+    num_samples: _Positive = 4  # for self_consistency
+    output_dir: Annotated[str, Field(strict=True)] = "runs"
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _one_seed(cls, seeds: Any) -> Any:
+        return [seeds] if isinstance(seeds, int) and not isinstance(seeds, bool) else seeds
+
+    @field_validator("methods")
+    @classmethod
+    def _known_methods(cls, methods: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [m for m in methods if m not in METHODS]
+        if unknown or not methods:
+            raise invalid("config", f"unknown method(s) {unknown}; available: {list(METHODS)}")
+        return methods
 
 
 def _config_error(exc: ValidationError, source: str) -> str:
