@@ -39,6 +39,19 @@ logger = logging.getLogger(__name__)
 __all__ = ["MetaSearch", "split_trainset"]
 
 
+def _summary(results) -> str:
+    """One line: validation before -> after, the winner, and the calls spent per level."""
+    def shown(score):
+        return "n/a" if score is None else f"{score:.3f}"
+
+    winner = "the unoptimized program" if results.returned_baseline or results.best_plan is None else \
+        next((c.stage for c in results.candidates if c.plan == results.best_plan and c.accepted), "a plan")
+    calls = "/".join(str(results.usage[level].calls) for level in ("program", "optimizer", "meta"))
+    stopped = f"; stopped: {results.stopped_reason}" if results.stopped_reason else ""
+    return (f"validation {shown(results.baseline_score)} -> {shown(results.best_score)} (returned {winner}); "
+            f"LM calls program/optimizer/meta {calls}{stopped}")
+
+
 def split_trainset(trainset: list) -> tuple[list, list]:
     """MIPROv2's split when no valset is given: the last 80% (at most 1000) validate."""
     if len(trainset) < 2:
@@ -286,6 +299,7 @@ class MetaSearch(Teleprompter):
             program = student.deepcopy()
             results.returned_baseline = True
         program.meta_results_ = results
+        logger.info("%s finished: %s", type(self).__name__, _summary(results))
         return program
 
     def _validate_data(self, student, trainset, valset) -> tuple[list, list]:

@@ -181,3 +181,16 @@ def test_a_tight_call_cap_still_scores_the_cheap_building_block_first(shout_data
     assert results.candidates[0].stage == "initial:bootstrap_fewshot"
     assert results.best_score == 1.0 and not results.returned_baseline
     assert program.answer.predict.demos
+
+
+def test_a_run_ends_with_a_one_line_summary(shout_data, caplog):
+    import logging
+
+    from .conftest import compile_toy, toy_engines
+
+    with caplog.at_level(logging.INFO, logger="dspy_meta.teleprompters.base"):
+        program = compile_toy(toy_engines(), shout_data)
+    results = program.meta_results_
+    (line,) = [r.getMessage() for r in caplog.records if "finished:" in r.getMessage()]
+    assert line.startswith("MetaTeleprompter finished: validation 0.000 -> 1.000 (returned ")
+    assert f"LM calls program/optimizer/meta {results.usage['program'].calls}/" in line
