@@ -233,14 +233,9 @@ def load_word_sorting_short(max_words: int = 5, n_train: int = 20, n_val: int = 
     """
     if max_words < 2:
         raise ValueError("max_words must be at least 2 (BIG-bench lists have 2 to 20 words)")
-    records = _bigbench_records("word_sorting", cache_dir)
-    bbh = set(_bbh_order("word_sorting"))
-    pool = [i for i, record in enumerate(records) if i not in bbh and len(record["input"].split()) <= max_words]
+    records, pool, chosen = _non_bbh_sample("word_sorting", max_words, (n_train, n_val, n_test), seed, cache_dir,
+                                            "lists have at most {} words")
     wanted = n_train + n_val + n_test
-    if min(n_train, n_val, n_test) < 0 or wanted > len(pool):
-        raise ValueError(f"cannot draw {n_train}/{n_val}/{n_test} examples: only {len(pool)} non-BBH lists "
-                         f"have at most {max_words} words")
-    chosen = random.Random(seed).sample(pool, wanted)
     examples = [_word_sorting_example(records[i], i) for i in chosen]
     cuts = (n_train, n_train + n_val)
     return Task(name="bigbench_word_sorting_short", train=examples[:cuts[0]], val=examples[cuts[0]:cuts[1]],
@@ -252,6 +247,20 @@ def load_word_sorting_short(max_words: int = 5, n_train: int = 20, n_val: int = 
                 split_indices={"train": chosen[:cuts[0]], "val": chosen[cuts[0]:cuts[1]], "test": chosen[cuts[1]:]})
 
 
+def _non_bbh_sample(task: str, max_tokens: int, sizes: tuple[int, int, int], seed: int, cache_dir,
+                    what: str) -> tuple[list[dict], list[int], list[int]]:
+    """(records, eligible pool, seeded sample) of a BIG-bench task's non-BBH examples whose input has at
+    most `max_tokens` whitespace-separated tokens; `what` completes the error ("lists have at most {} words")."""
+    records = _bigbench_records(task, cache_dir)
+    bbh = set(_bbh_order(task))
+    pool = [i for i, record in enumerate(records) if i not in bbh and len(record["input"].split()) <= max_tokens]
+    wanted = sum(sizes)
+    if min(sizes) < 0 or wanted > len(pool):
+        raise ValueError(f"cannot draw {'/'.join(map(str, sizes))} examples: only {len(pool)} non-BBH "
+                         f"{what.format(max_tokens)}")
+    return records, pool, random.Random(seed).sample(pool, wanted)
+
+
 def load_dyck_languages_short(max_input_tokens: int = 10, n_train: int = 10, n_val: int = 30, n_test: int = 60,
                               seed: int = 0, cache_dir: str | Path | None = None) -> Task:
     """VARIANT, not BBH: BIG-bench dyck_languages sequences of at most `max_input_tokens` brackets.
@@ -259,14 +268,9 @@ def load_dyck_languages_short(max_input_tokens: int = 10, n_train: int = 10, n_v
     Same file, input format and metric as BBH dyck_languages, BBH's 250 examples excluded;
     ``random.Random(seed)`` samples the splits from the eligible pool as in `load_word_sorting_short`.
     """
-    records = _bigbench_records("dyck_languages", cache_dir)
-    bbh = set(_bbh_order("dyck_languages"))
-    pool = [i for i, r in enumerate(records) if i not in bbh and len(r["input"].split()) <= max_input_tokens]
+    records, pool, chosen = _non_bbh_sample("dyck_languages", max_input_tokens, (n_train, n_val, n_test), seed,
+                                            cache_dir, "sequences have at most {} brackets")
     wanted = n_train + n_val + n_test
-    if min(n_train, n_val, n_test) < 0 or wanted > len(pool):
-        raise ValueError(f"cannot draw {n_train}/{n_val}/{n_test} examples: only {len(pool)} non-BBH sequences "
-                         f"have at most {max_input_tokens} brackets")
-    chosen = random.Random(seed).sample(pool, wanted)
     examples = [_dyck_example(records[i], i) for i in chosen]
     cuts = (n_train, n_train + n_val)
     return Task(name="bigbench_dyck_languages_short", train=examples[:cuts[0]], val=examples[cuts[0]:cuts[1]],

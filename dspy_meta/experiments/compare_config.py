@@ -24,10 +24,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import Field, field_validator, model_validator
 
-from dspy_meta.experiments.config import ConfigError, RunConfig
+from dspy_meta.experiments.config import RunConfig, read_yaml
 from dspy_meta.runtime.schema import invalid
 from dspy_meta.search.budget import MetaBudget
 
@@ -125,11 +124,4 @@ def _settings(data: Any) -> dict[str, dict[str, Any]]:
 
 
 def load_compare_config(path: str | Path) -> CompareConfig:
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"config file {str(path)!r} does not exist") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    return CompareConfig.from_dict(data, source=str(path))
+    return CompareConfig.from_dict(read_yaml(path), source=str(path))

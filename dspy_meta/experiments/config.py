@@ -215,12 +215,16 @@ def _config_error(exc: ValidationError, source: str) -> str:
     return f"{error_path(loc) or source}: {detail}"
 
 
-def load_config(path: str | Path) -> ExperimentConfig:
+def read_yaml(path: str | Path) -> Any:
+    """A config file's content; `ConfigError` when it is missing or not YAML."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file {str(path)!r} does not exist") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    return ExperimentConfig.from_dict(data, source=str(path))
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    return ExperimentConfig.from_dict(read_yaml(path), source=str(path))
