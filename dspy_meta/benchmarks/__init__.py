@@ -11,13 +11,16 @@ program = task.make_program()                 # zero-shot ChainOfThought, questi
 from dspy_meta.benchmarks.sources import (
     BenchmarkDataError, bigbench_task_file, bigbench_task_files, default_cache_dir, mmlu_file,
 )
+from dspy_meta.benchmarks.choice import (
+    ChainOfThoughtChoice, extract_choice_letter, load_gpqa_diamond, load_mmlu_abstract_algebra, multiple_choice_metric,
+)
+from dspy_meta.benchmarks.registry import available_tasks, load_task
 from dspy_meta.benchmarks.tasks import (
-    ChainOfThoughtQA, Task, available_tasks, exact_match_metric, extract_choice_letter, load_bbh_dyck_languages,
-    load_bbh_word_sorting, load_gpqa_diamond, load_mmlu_abstract_algebra, load_task, load_word_sorting_short,
-    multiple_choice_metric, normalize_whitespace,
+    ChainOfThoughtQA, Task, exact_match_metric, load_bbh_dyck_languages, load_bbh_word_sorting,
+    load_word_sorting_short, normalize_whitespace,
 )
 
 __all__ = ["BenchmarkDataError", "bigbench_task_file", "bigbench_task_files", "default_cache_dir", "mmlu_file",
-           "ChainOfThoughtQA", "Task", "available_tasks", "exact_match_metric", "extract_choice_letter",
+           "ChainOfThoughtChoice", "ChainOfThoughtQA", "Task", "available_tasks", "exact_match_metric", "extract_choice_letter",
            "load_bbh_dyck_languages", "load_bbh_word_sorting", "load_gpqa_diamond", "load_mmlu_abstract_algebra",
            "load_task", "load_word_sorting_short", "multiple_choice_metric", "normalize_whitespace"]

@@ -112,7 +112,7 @@ class TaskConfig(_Named):
     def _known_kwargs(self) -> TaskConfig:
         import inspect
 
-        from dspy_meta.benchmarks.tasks import task_loader
+        from dspy_meta.benchmarks.registry import task_loader
 
         parameters = inspect.signature(task_loader(self.name)).parameters
         unknown = sorted(set(self.kwargs) - set(parameters))

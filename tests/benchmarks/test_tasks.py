@@ -10,11 +10,12 @@ import dspy
 import pytest
 
 from dspy_meta.benchmarks import (
-    BenchmarkDataError, ChainOfThoughtQA, Task, available_tasks, bigbench_task_file, exact_match_metric,
+    BenchmarkDataError, ChainOfThoughtChoice, ChainOfThoughtQA, Task, available_tasks, bigbench_task_file, exact_match_metric,
     extract_choice_letter, load_bbh_dyck_languages, load_bbh_word_sorting, load_mmlu_abstract_algebra, load_task,
     load_word_sorting_short, multiple_choice_metric,
 )
-from dspy_meta.benchmarks.tasks import DYCK_PREFIX, WORD_SORTING_PREFIX, gpqa_examples
+from dspy_meta.benchmarks.choice import gpqa_examples
+from dspy_meta.benchmarks.tasks import DYCK_PREFIX, WORD_SORTING_PREFIX
 
 
 @pytest.fixture(scope="module")
@@ -150,6 +151,18 @@ def test_mmlu_sizes_split_and_first_examples(mmlu):
     assert all(ex.answer in "ABCD" and len(ex.answer) == 1 for ex in mmlu.train + mmlu.val + mmlu.test)
     assert load_task("mmlu_abstract_algebra", seed=0).split_indices == indices
     assert load_task("mmlu_abstract_algebra", seed=1).split_indices != indices
+
+
+def test_multiple_choice_program_asks_for_the_letter(mmlu, tmp_path):
+    program = mmlu.make_program()
+    assert type(program) is ChainOfThoughtChoice and program is not mmlu.make_program()
+    answer = program.predict.predict.signature.output_fields["answer"]
+    assert "letter" in answer.json_schema_extra["desc"]
+    program.save(tmp_path / "p.json")
+    reloaded = type(program)()
+    reloaded.load(tmp_path / "p.json")  # a no-argument constructor, as resume and load_program need
+    assert reloaded.predict.predict.signature.output_fields["answer"].json_schema_extra["desc"] == \
+        answer.json_schema_extra["desc"]
 
 
 @pytest.mark.parametrize("text, letter", [
