@@ -7,7 +7,8 @@ from typing import Any
 
 from dspy_meta.benchmarks.choice import load_gpqa_diamond, load_mmlu_abstract_algebra
 from dspy_meta.benchmarks.tasks import (
-    Task, load_bbh_dyck_languages, load_bbh_word_sorting, load_dyck_languages_short, load_word_sorting_short,
+    Task, load_bbh_dyck_languages, load_bbh_word_sorting, load_dyck_languages_short, load_object_counting,
+    load_word_sorting_short,
 )
 
 __all__ = ["available_tasks", "load_task", "task_loader"]
@@ -17,6 +18,7 @@ _LOADERS: dict[str, Callable[..., Task]] = {
     "bbh_dyck_languages": load_bbh_dyck_languages,
     "bigbench_word_sorting_short": load_word_sorting_short,
     "bigbench_dyck_languages_short": load_dyck_languages_short,
+    "bigbench_object_counting": load_object_counting,
     "mmlu_abstract_algebra": load_mmlu_abstract_algebra,
     "gpqa_diamond": load_gpqa_diamond,
 }

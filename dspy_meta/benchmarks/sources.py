@@ -40,6 +40,7 @@ BIGBENCH_REQUIREMENT = "bigbench==1.0.0"
 BIGBENCH_SHA256 = {
     "word_sorting": "8633aac2c5e59b0580f17a702d78c3a8294092144c7bb1380192dd5bb4255f29",
     "dyck_languages": "34ac9745545b1c7496e49a0c42fbc2859d25e04fe979e1894f63a83b0ae79500",
+    "object_counting": "ec6371b4d9078a871ef6962d4991d2318db0b399cca78a0c90678972bdb115d6",
 }
 BIGBENCH_TASKS = tuple(BIGBENCH_SHA256)
 
@@ -188,7 +189,7 @@ def bigbench_task_files(cache_dir: str | os.PathLike | None = None,
 
 def bigbench_task_file(task: str, cache_dir: str | os.PathLike | None = None,
                        tarball: str | os.PathLike | None = None) -> Path:
-    """Path of BIG-bench ``<task>/task.json`` (task: ``word_sorting`` or ``dyck_languages``); see `bigbench_task_files`."""
+    """Path of BIG-bench ``<task>/task.json`` (a task of `BIGBENCH_TASKS`); see `bigbench_task_files`."""
     if task not in BIGBENCH_SHA256:
         raise ValueError(f"unknown BIG-bench task {task!r}; known: {', '.join(BIGBENCH_TASKS)}")
     return bigbench_task_files(cache_dir, tarball)[task]

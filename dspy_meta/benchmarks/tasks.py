@@ -22,8 +22,8 @@ import dspy
 
 from dspy_meta.benchmarks.sources import BIGBENCH_SHA256, BenchmarkDataError, bigbench_task_file
 
-__all__ = ["ChainOfThoughtQA", "Task", "exact_match_metric", "load_bbh_dyck_languages", "load_bbh_word_sorting",
-           "load_dyck_languages_short", "load_word_sorting_short", "normalize_whitespace"]
+__all__ = ["ChainOfThoughtQA", "Task", "counting_metric", "exact_match_metric", "load_bbh_dyck_languages", "load_bbh_word_sorting",
+           "load_dyck_languages_short", "load_object_counting", "load_word_sorting_short", "normalize_whitespace"]
 
 logger = logging.getLogger(__name__)
 
@@ -233,4 +233,52 @@ def load_dyck_languages_short(max_input_tokens: int = 10, n_train: int = 10, n_v
                 source="bigbench==1.0.0 sdist, bigbench/benchmark_tasks/dyck_languages/task.json, non-BBH examples",
                 split_note=(f"not BBH: random.Random({seed}).sample of {wanted} from {len(pool)} non-BBH sequences of "
                             f"<= {max_input_tokens} tokens; {n_train}/{n_val}/{n_test} in sample order"),
+                split_indices={"train": chosen[:cuts[0]], "val": chosen[cuts[0]:cuts[1]], "test": chosen[cuts[1]:]})
+
+
+# ---------------------------------------------------------------- BIG-bench object counting
+
+_NUMBER_WORDS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+                 "sixteen seventeen eighteen nineteen twenty").split()
+
+
+def counting_metric(example: dspy.Example, prediction: Any, trace: Any = None) -> float:
+    """1.0 when ``prediction.answer`` is the count, as digits or as a number word ("7", "seven", "7."), else 0.0.
+
+    BIG-bench's object_counting accepts exactly these two spellings (its targets are
+    ``["seven", "7"]``); any other text, such as "You have 7 instruments", scores 0.
+    """
+    answer = _answer_text(prediction)
+    if answer is None:
+        return 0.0
+    text = normalize_whitespace(answer).lower().rstrip(".")
+    return float(text == example.answer or text == _NUMBER_WORDS[int(example.answer)])
+
+
+def load_object_counting(n_train: int = 10, n_val: int = 30, n_test: int = 60, seed: int = 0,
+                         cache_dir: str | Path | None = None) -> Task:
+    """BIG-bench object_counting (not BBH's 250-example selection): count the objects of a kind in a sentence.
+
+    ``random.Random(seed)`` samples ``n_train + n_val + n_test`` of the file's 1000 examples
+    without replacement; the first `n_train` are train, the next `n_val` val, the rest test.
+    The label is the count in digits; `counting_metric` also accepts the number word.
+    """
+    sizes = (n_train, n_val, n_test)
+    records = _bigbench_records("object_counting", cache_dir)
+    if min(sizes) < 0 or sum(sizes) > len(records):
+        raise ValueError(f"cannot draw {'/'.join(map(str, sizes))} examples from {len(records)}")
+    chosen = random.Random(seed).sample(range(len(records)), sum(sizes))
+    examples = []
+    for i in chosen:
+        word, digits = records[i]["target"]
+        if not digits.isdigit() or int(digits) >= len(_NUMBER_WORDS) or _NUMBER_WORDS[int(digits)] != word:
+            raise BenchmarkDataError(f"BIG-bench object_counting example {i}: unexpected target {records[i]['target']!r}")
+        examples.append(dspy.Example(question=records[i]["input"], answer=digits).with_inputs("question"))
+    cuts = (n_train, n_train + n_val)
+    return Task(name="bigbench_object_counting", train=examples[:cuts[0]], val=examples[cuts[0]:cuts[1]],
+                test=examples[cuts[1]:], metric=counting_metric,
+                description="Count the objects of one kind listed in a sentence; answer the number.",
+                source="bigbench==1.0.0 sdist, bigbench/benchmark_tasks/object_counting/task.json (all 1000 examples)",
+                split_note=(f"not BBH: random.Random({seed}).sample of {sum(sizes)} from 1000; "
+                            f"{n_train}/{n_val}/{n_test} in sample order"),
                 split_indices={"train": chosen[:cuts[0]], "val": chosen[cuts[0]:cuts[1]], "test": chosen[cuts[1]:]})

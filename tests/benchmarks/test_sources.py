@@ -54,7 +54,7 @@ def test_cache_dir_comes_from_the_environment(monkeypatch, tmp_path):
 
 
 def test_real_bigbench_files_are_pinned(real_bigbench):
-    assert set(real_bigbench) == {"word_sorting", "dyck_languages"}
+    assert set(real_bigbench) == {"word_sorting", "dyck_languages", "object_counting"}
     for task, path in real_bigbench.items():
         assert path == data_dir() / "bigbench" / task / "task.json"
         assert sha256_file(path) == BIGBENCH_SHA256[task]
@@ -98,10 +98,10 @@ def test_sdist_from_environment_variable(monkeypatch, tmp_path, local_sdist):
 
 def test_wrong_hash_raises_and_never_lands_in_the_cache(tmp_path, real_bigbench):
     tampered = real_bigbench["word_sorting"].read_bytes().replace(b"syndrome", b"syndromes", 1)
-    sdist = _tarball(tmp_path / "bad.tar.gz", {
-        "bigbench-1.0.0/bigbench/benchmark_tasks/word_sorting/task.json": tampered,
-        "bigbench-1.0.0/bigbench/benchmark_tasks/dyck_languages/task.json": real_bigbench["dyck_languages"].read_bytes(),
-    })
+    members = {f"bigbench-1.0.0/bigbench/benchmark_tasks/{task}/task.json": path.read_bytes()
+               for task, path in real_bigbench.items()}
+    members["bigbench-1.0.0/bigbench/benchmark_tasks/word_sorting/task.json"] = tampered
+    sdist = _tarball(tmp_path / "bad.tar.gz", members)
     cache = tmp_path / "cache"
     corrupted = data_dir(cache) / "bigbench" / "word_sorting" / "task.json"
     corrupted.parent.mkdir(parents=True)

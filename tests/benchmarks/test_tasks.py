@@ -10,7 +10,8 @@ import dspy
 import pytest
 
 from dspy_meta.benchmarks import (
-    BenchmarkDataError, ChainOfThoughtChoice, ChainOfThoughtQA, Task, available_tasks, bigbench_task_file, exact_match_metric,
+    BenchmarkDataError, ChainOfThoughtChoice, ChainOfThoughtQA, Task, available_tasks, bigbench_task_file,
+    counting_metric, exact_match_metric,
     extract_choice_letter, load_bbh_dyck_languages, load_bbh_word_sorting, load_mmlu_abstract_algebra, load_task,
     load_word_sorting_short, multiple_choice_metric,
 )
@@ -134,6 +135,26 @@ def test_dyck_languages_short_variant(dyck):
         load_task("bigbench_dyck_languages_short", max_input_tokens=2, n_train=100, n_val=0, n_test=0)
 
 
+def test_object_counting_sample_labels_and_metric():
+    task = load_task("bigbench_object_counting", n_train=5, n_val=7, n_test=9, seed=3)
+    assert (len(task.train), len(task.val), len(task.test)) == (5, 7, 9)
+    positions = task.split_indices["train"] + task.split_indices["val"] + task.split_indices["test"]
+    assert len(set(positions)) == 21 and all(0 <= i < 1000 for i in positions)
+    raw = json.loads(bigbench_task_file("object_counting").read_text(encoding="utf-8"))["examples"]
+    first = raw[task.split_indices["val"][0]]
+    assert task.val[0].question == first["input"] and task.val[0].answer == first["target"][1]
+    assert load_task("bigbench_object_counting", n_train=5, n_val=7, n_test=9, seed=4).split_indices != \
+        task.split_indices
+    example = dspy.Example(question="q", answer="7").with_inputs("question")
+    scores = {text: counting_metric(example, dspy.Prediction(answer=text))
+              for text in ("7", " 7. ", "seven", "Seven", "You have 7.", "8", "77", "")}
+    assert scores == {"7": 1.0, " 7. ": 1.0, "seven": 1.0, "Seven": 1.0, "You have 7.": 0.0, "8": 0.0, "77": 0.0,
+                      "": 0.0}
+    assert counting_metric(example, None) == 0.0
+    with pytest.raises(ValueError, match="cannot draw"):
+        load_task("bigbench_object_counting", n_train=500, n_val=500, n_test=1)
+
+
 def test_mmlu_sizes_split_and_first_examples(mmlu):
     assert mmlu.name == "mmlu_abstract_algebra"
     assert (len(mmlu.train), len(mmlu.val), len(mmlu.test)) == (10, 50, 40)
@@ -208,7 +229,8 @@ def test_gpqa_offline_fails_fast_with_a_clear_message(tmp_path):
 
 def test_registry():
     assert available_tasks() == ["bbh_word_sorting", "bbh_dyck_languages", "bigbench_word_sorting_short",
-                                 "bigbench_dyck_languages_short", "mmlu_abstract_algebra", "gpqa_diamond"]
+                                 "bigbench_dyck_languages_short", "bigbench_object_counting", "mmlu_abstract_algebra",
+                                 "gpqa_diamond"]
     assert load_task("bigbench_word_sorting_short", n_train=1, n_val=1, n_test=1).name == "bigbench_word_sorting_short"
     with pytest.raises(ValueError, match="available: bbh_word_sorting"):
         load_task("bbh_navigate")
