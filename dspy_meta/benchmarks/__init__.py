@@ -17,12 +17,14 @@ from dspy_meta.benchmarks.choice import (
 )
 from dspy_meta.benchmarks.registry import available_tasks, load_task
 from dspy_meta.benchmarks.tasks import (
-    ChainOfThoughtQA, Task, counting_metric, exact_match_metric, load_bbh_dyck_languages, load_bbh_word_sorting,
-    load_object_counting, load_word_sorting_short, normalize_whitespace,
+    ChainOfThoughtQA, Task, exact_match_metric, load_bbh_dyck_languages, load_bbh_word_sorting,
+    load_colored_objects, load_object_counting, load_word_sorting_short, normalize_whitespace,
+    short_answer_metric,
 )
 
 __all__ = ["BenchmarkDataError", "bigbench_task_file", "bigbench_task_files", "default_cache_dir", "mmlu_file",
-           "ChainOfThoughtChoice", "ChainOfThoughtQA", "Task", "available_tasks", "counting_metric", "exact_match_metric",
+           "ChainOfThoughtChoice", "ChainOfThoughtQA", "Task", "available_tasks", "exact_match_metric",
            "extract_choice_letter",
            "load_bbh_dyck_languages", "load_bbh_word_sorting", "load_gpqa_diamond", "load_mmlu_abstract_algebra",
-           "load_object_counting", "load_task", "load_word_sorting_short", "multiple_choice_metric", "normalize_whitespace"]
+           "load_colored_objects", "load_object_counting", "load_task", "load_word_sorting_short", "multiple_choice_metric", "normalize_whitespace",
+           "short_answer_metric"]

@@ -7,7 +7,7 @@ from typing import Any
 
 from dspy_meta.benchmarks.choice import load_gpqa_diamond, load_mmlu_abstract_algebra
 from dspy_meta.benchmarks.tasks import (
-    Task, load_bbh_dyck_languages, load_bbh_word_sorting, load_dyck_languages_short, load_object_counting,
+    Task, load_bbh_dyck_languages, load_bbh_word_sorting, load_colored_objects, load_dyck_languages_short, load_object_counting,
     load_word_sorting_short,
 )
 
@@ -19,6 +19,7 @@ _LOADERS: dict[str, Callable[..., Task]] = {
     "bigbench_word_sorting_short": load_word_sorting_short,
     "bigbench_dyck_languages_short": load_dyck_languages_short,
     "bigbench_object_counting": load_object_counting,
+    "bigbench_colored_objects": load_colored_objects,
     "mmlu_abstract_algebra": load_mmlu_abstract_algebra,
     "gpqa_diamond": load_gpqa_diamond,
 }

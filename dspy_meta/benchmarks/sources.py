@@ -41,6 +41,7 @@ BIGBENCH_SHA256 = {
     "word_sorting": "8633aac2c5e59b0580f17a702d78c3a8294092144c7bb1380192dd5bb4255f29",
     "dyck_languages": "34ac9745545b1c7496e49a0c42fbc2859d25e04fe979e1894f63a83b0ae79500",
     "object_counting": "ec6371b4d9078a871ef6962d4991d2318db0b399cca78a0c90678972bdb115d6",
+    "reasoning_about_colored_objects": "0e5dbba357356e5bf4d0a27dd80c8af76646979159f8f5b1918c6f1d03e54b5a",
 }
 BIGBENCH_TASKS = tuple(BIGBENCH_SHA256)
 

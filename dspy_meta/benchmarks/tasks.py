@@ -22,8 +22,9 @@ import dspy
 
 from dspy_meta.benchmarks.sources import BIGBENCH_SHA256, BenchmarkDataError, bigbench_task_file
 
-__all__ = ["ChainOfThoughtQA", "Task", "counting_metric", "exact_match_metric", "load_bbh_dyck_languages", "load_bbh_word_sorting",
-           "load_dyck_languages_short", "load_object_counting", "load_word_sorting_short", "normalize_whitespace"]
+__all__ = ["ChainOfThoughtQA", "Task", "exact_match_metric", "load_bbh_dyck_languages", "load_bbh_word_sorting",
+           "load_colored_objects", "load_dyck_languages_short", "load_object_counting", "load_word_sorting_short",
+           "normalize_whitespace", "short_answer_metric"]
 
 logger = logging.getLogger(__name__)
 
@@ -236,23 +237,52 @@ def load_dyck_languages_short(max_input_tokens: int = 10, n_train: int = 10, n_v
                 split_indices={"train": chosen[:cuts[0]], "val": chosen[cuts[0]:cuts[1]], "test": chosen[cuts[1]:]})
 
 
-# ---------------------------------------------------------------- BIG-bench object counting
+# ---------------------------------------------------------------- BIG-bench short-answer tasks
 
 _NUMBER_WORDS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
                  "sixteen seventeen eighteen nineteen twenty").split()
 
 
-def counting_metric(example: dspy.Example, prediction: Any, trace: Any = None) -> float:
-    """1.0 when ``prediction.answer`` is the count, as digits or as a number word ("7", "seven", "7."), else 0.0.
+def short_answer_metric(example: dspy.Example, prediction: Any, trace: Any = None) -> float:
+    """1.0 when ``prediction.answer`` is the label, ignoring case and a final period; a count may also be
+    its number word ("7", "seven", "Seven."). Else 0.0.
 
-    BIG-bench's object_counting accepts exactly these two spellings (its targets are
+    These are the spellings BIG-bench itself scores correct (object_counting's targets are
     ``["seven", "7"]``); any other text, such as "You have 7 instruments", scores 0.
     """
     answer = _answer_text(prediction)
     if answer is None:
         return 0.0
-    text = normalize_whitespace(answer).lower().rstrip(".")
-    return float(text == example.answer or text == _NUMBER_WORDS[int(example.answer)])
+    text, label = normalize_whitespace(answer).lower().rstrip("."), str(example.answer).lower()
+    return float(text == label or (label.isdigit() and int(label) < len(_NUMBER_WORDS) and
+                                   text == _NUMBER_WORDS[int(label)]))
+
+
+def _sampled_task(task: str, examples_of: Callable[[list[dict], list[int]], list[dspy.Example]],
+                  sizes: tuple[int, int, int], seed: int, cache_dir, name: str, description: str) -> Task:
+    """A task of ``random.Random(seed).sample`` of a BIG-bench file's examples: train, val, test in sample order."""
+    records = _bigbench_records(task, cache_dir)
+    if min(sizes) < 0 or sum(sizes) > len(records):
+        raise ValueError(f"cannot draw {'/'.join(map(str, sizes))} examples from {len(records)}")
+    chosen = random.Random(seed).sample(range(len(records)), sum(sizes))
+    examples = examples_of(records, chosen)
+    cuts = (sizes[0], sizes[0] + sizes[1])
+    return Task(name=name, train=examples[:cuts[0]], val=examples[cuts[0]:cuts[1]], test=examples[cuts[1]:],
+                metric=short_answer_metric, description=description,
+                source=f"bigbench==1.0.0 sdist, bigbench/benchmark_tasks/{task}/task.json (all {len(records)} examples)",
+                split_note=(f"not BBH: random.Random({seed}).sample of {sum(sizes)} from {len(records)}; "
+                            f"{'/'.join(map(str, sizes))} in sample order"),
+                split_indices={"train": chosen[:cuts[0]], "val": chosen[cuts[0]:cuts[1]], "test": chosen[cuts[1]:]})
+
+
+def _counting_examples(records: list[dict], chosen: list[int]) -> list[dspy.Example]:
+    examples = []
+    for i in chosen:
+        word, digits = records[i]["target"]
+        if not digits.isdigit() or int(digits) >= len(_NUMBER_WORDS) or _NUMBER_WORDS[int(digits)] != word:
+            raise BenchmarkDataError(f"BIG-bench object_counting example {i}: unexpected target {records[i]['target']!r}")
+        examples.append(dspy.Example(question=records[i]["input"], answer=digits).with_inputs("question"))
+    return examples
 
 
 def load_object_counting(n_train: int = 10, n_val: int = 30, n_test: int = 60, seed: int = 0,
@@ -261,24 +291,32 @@ def load_object_counting(n_train: int = 10, n_val: int = 30, n_test: int = 60, s
 
     ``random.Random(seed)`` samples ``n_train + n_val + n_test`` of the file's 1000 examples
     without replacement; the first `n_train` are train, the next `n_val` val, the rest test.
-    The label is the count in digits; `counting_metric` also accepts the number word.
+    The label is the count in digits; `short_answer_metric` also accepts the number word.
     """
-    sizes = (n_train, n_val, n_test)
-    records = _bigbench_records("object_counting", cache_dir)
-    if min(sizes) < 0 or sum(sizes) > len(records):
-        raise ValueError(f"cannot draw {'/'.join(map(str, sizes))} examples from {len(records)}")
-    chosen = random.Random(seed).sample(range(len(records)), sum(sizes))
+    return _sampled_task("object_counting", _counting_examples, (n_train, n_val, n_test), seed, cache_dir,
+                         "bigbench_object_counting", "Count the objects of one kind listed in a sentence; answer the number.")
+
+
+def _colored_objects_examples(records: list[dict], chosen: list[int]) -> list[dspy.Example]:
     examples = []
     for i in chosen:
-        word, digits = records[i]["target"]
-        if not digits.isdigit() or int(digits) >= len(_NUMBER_WORDS) or _NUMBER_WORDS[int(digits)] != word:
-            raise BenchmarkDataError(f"BIG-bench object_counting example {i}: unexpected target {records[i]['target']!r}")
-        examples.append(dspy.Example(question=records[i]["input"], answer=digits).with_inputs("question"))
-    cuts = (n_train, n_train + n_val)
-    return Task(name="bigbench_object_counting", train=examples[:cuts[0]], val=examples[cuts[0]:cuts[1]],
-                test=examples[cuts[1]:], metric=counting_metric,
-                description="Count the objects of one kind listed in a sentence; answer the number.",
-                source="bigbench==1.0.0 sdist, bigbench/benchmark_tasks/object_counting/task.json (all 1000 examples)",
-                split_note=(f"not BBH: random.Random({seed}).sample of {sum(sizes)} from 1000; "
-                            f"{n_train}/{n_val}/{n_test} in sample order"),
-                split_indices={"train": chosen[:cuts[0]], "val": chosen[cuts[0]:cuts[1]], "test": chosen[cuts[1]:]})
+        # `datasets` gives every record every option key; those a record lacks are None.
+        correct = [key for key, score in records[i]["target_scores"].items() if score == 1]
+        digits = [key for key in correct if key.isdigit()]
+        if not (len(correct) == 1 or (len(correct) == 2 and len(digits) == 1)):
+            raise BenchmarkDataError(f"BIG-bench reasoning_about_colored_objects example {i}: targets {correct!r}")
+        examples.append(dspy.Example(question=records[i]["input"], answer=(digits or correct)[0]).with_inputs("question"))
+    return examples
+
+
+def load_colored_objects(n_train: int = 10, n_val: int = 30, n_test: int = 60, seed: int = 0,
+                         cache_dir: str | Path | None = None) -> Task:
+    """BIG-bench reasoning_about_colored_objects (not BBH's selection): simple questions about the colours,
+    counts and positions of objects on a surface; the answer is a colour, a count, or yes/no.
+
+    Sampled from the file's 2000 examples as in `load_object_counting`; the label is the one option
+    scored 1 (a count in digits; `short_answer_metric` also accepts its number word).
+    """
+    return _sampled_task("reasoning_about_colored_objects", _colored_objects_examples, (n_train, n_val, n_test),
+                         seed, cache_dir, "bigbench_colored_objects",
+                         "Answer a simple question about the colours of objects on a surface with one word or number.")

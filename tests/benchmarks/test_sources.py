@@ -54,7 +54,8 @@ def test_cache_dir_comes_from_the_environment(monkeypatch, tmp_path):
 
 
 def test_real_bigbench_files_are_pinned(real_bigbench):
-    assert set(real_bigbench) == {"word_sorting", "dyck_languages", "object_counting"}
+    assert set(real_bigbench) == {"word_sorting", "dyck_languages", "object_counting",
+                                 "reasoning_about_colored_objects"}
     for task, path in real_bigbench.items():
         assert path == data_dir() / "bigbench" / task / "task.json"
         assert sha256_file(path) == BIGBENCH_SHA256[task]

@@ -11,9 +11,9 @@ import pytest
 
 from dspy_meta.benchmarks import (
     BenchmarkDataError, ChainOfThoughtChoice, ChainOfThoughtQA, Task, available_tasks, bigbench_task_file,
-    counting_metric, exact_match_metric,
+    exact_match_metric,
     extract_choice_letter, load_bbh_dyck_languages, load_bbh_word_sorting, load_mmlu_abstract_algebra, load_task,
-    load_word_sorting_short, multiple_choice_metric,
+    load_word_sorting_short, multiple_choice_metric, short_answer_metric,
 )
 from dspy_meta.benchmarks.choice import gpqa_examples
 from dspy_meta.benchmarks.tasks import DYCK_PREFIX, WORD_SORTING_PREFIX
@@ -135,6 +135,16 @@ def test_dyck_languages_short_variant(dyck):
         load_task("bigbench_dyck_languages_short", max_input_tokens=2, n_train=100, n_val=0, n_test=0)
 
 
+def test_colored_objects_labels_are_the_option_scored_one():
+    task = load_task("bigbench_colored_objects", n_train=40, n_val=1, n_test=1, seed=0)
+    raw = json.loads(bigbench_task_file("reasoning_about_colored_objects").read_text(encoding="utf-8"))["examples"]
+    for example, position in zip(task.train, task.split_indices["train"], strict=True):
+        record = raw[position]
+        assert example.question == record["input"] and record["target_scores"][example.answer] == 1
+    assert {"yes", "no"} & {ex.answer for ex in task.train} or any(ex.answer.isdigit() for ex in task.train)
+    assert task.metric is short_answer_metric
+
+
 def test_object_counting_sample_labels_and_metric():
     task = load_task("bigbench_object_counting", n_train=5, n_val=7, n_test=9, seed=3)
     assert (len(task.train), len(task.val), len(task.test)) == (5, 7, 9)
@@ -145,12 +155,13 @@ def test_object_counting_sample_labels_and_metric():
     assert task.val[0].question == first["input"] and task.val[0].answer == first["target"][1]
     assert load_task("bigbench_object_counting", n_train=5, n_val=7, n_test=9, seed=4).split_indices != \
         task.split_indices
+    assert task.metric is short_answer_metric
     example = dspy.Example(question="q", answer="7").with_inputs("question")
-    scores = {text: counting_metric(example, dspy.Prediction(answer=text))
+    scores = {text: short_answer_metric(example, dspy.Prediction(answer=text))
               for text in ("7", " 7. ", "seven", "Seven", "You have 7.", "8", "77", "")}
     assert scores == {"7": 1.0, " 7. ": 1.0, "seven": 1.0, "Seven": 1.0, "You have 7.": 0.0, "8": 0.0, "77": 0.0,
                       "": 0.0}
-    assert counting_metric(example, None) == 0.0
+    assert short_answer_metric(example, None) == 0.0
     with pytest.raises(ValueError, match="cannot draw"):
         load_task("bigbench_object_counting", n_train=500, n_val=500, n_test=1)
 
@@ -229,7 +240,8 @@ def test_gpqa_offline_fails_fast_with_a_clear_message(tmp_path):
 
 def test_registry():
     assert available_tasks() == ["bbh_word_sorting", "bbh_dyck_languages", "bigbench_word_sorting_short",
-                                 "bigbench_dyck_languages_short", "bigbench_object_counting", "mmlu_abstract_algebra",
+                                 "bigbench_dyck_languages_short", "bigbench_object_counting", "bigbench_colored_objects",
+                                 "mmlu_abstract_algebra",
                                  "gpqa_diamond"]
     assert load_task("bigbench_word_sorting_short", n_train=1, n_val=1, n_test=1).name == "bigbench_word_sorting_short"
     with pytest.raises(ValueError, match="available: bbh_word_sorting"):
