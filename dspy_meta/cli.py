@@ -1,28 +1,41 @@
 """Command line: ``dspy-meta run CONFIG [--dry-run]``, ``compare CONFIG``, ``demo``, ``show OUTPUT``,
-``tasks``, ``methods``, ``--version``. Tables go to stdout; logs and errors to stderr."""
+``configs``, ``tasks``, ``methods``, ``--version``.
+
+A run writes its tables to files (``results.md``, ``results.json``, ``trajectory.png``) and prints a short
+summary to stdout; logs, progress bars and errors go to stderr, so ``dspy-meta run demo > summary.txt``
+keeps only the summary. DSPy's own bars and prints are silenced unless ``-v`` asks for them. CONFIG is a
+file, or the name of a shipped config (``dspy-meta configs`` lists them), so ``dspy-meta run demo`` works
+from any directory.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
 
-DEMO_CONFIG = "configs/demo.yaml"
+DEMO_CONFIG = "demo"
 
 
-def _before_after(results: dict) -> str:
-    summary = results["summary"]
-    lines = ["", "                       val     test   (held-out test: " f"{results['task']['sizes'][2]} examples)"]
+def _summary(results: dict, out_dir, usage: bool = False) -> str:
+    """A few lines: validation and held-out test score and the winning optimizer per method, where the tables
+    are; with `usage`, the LM calls and tokens per level while optimizing."""
+    summary, task = results["summary"], results["task"]
+    lines = [f"{task['name']}: train/val/test = {'/'.join(map(str, task['sizes']))}; seeds {results['seeds']}",
+             f"  {'method':<20} {'val':>6} {'test':>6}  winner"]
     for method, entry in summary.items():
-        lines.append(f"  {method:<20} {entry['val']['mean']:.3f}   {entry['test']['mean']:.3f}")
-    lines.append("")
-    lines.append("  LM usage while optimizing   calls   input tokens   output tokens")
-    for method, entry in summary.items():
-        for level, usage in entry["usage"].items():
-            if usage["calls"]:
-                lines.append(f"  {method:<14} {level:<10} {usage['calls']:>6.0f}   {usage['input_tokens']:>12.0f}   "
-                             f"{usage['output_tokens']:>13.0f}")
+        lines.append(f"  {method:<20} {entry['val']['mean']:>6.3f} {entry['test']['mean']:>6.3f}  "
+                     f"{entry.get('winner', '-')}")
+    if usage:
+        lines += ["", "  LM usage while optimizing   calls   input tokens   output tokens"]
+        for method, entry in summary.items():
+            for level, used in entry["usage"].items():
+                if used["calls"]:
+                    lines.append(f"  {method:<14} {level:<10} {used['calls']:>6.0f}   {used['input_tokens']:>12.0f}"
+                                 f"   {used['output_tokens']:>13.0f}")
+    lines.append(f"tables: {out_dir}/results.md, results.json, trajectory.png; programs: {out_dir}/<method>/seed<k>/")
     return "\n".join(lines)
 
 
@@ -33,8 +46,17 @@ def _version() -> str:
 
 
 def _listing(args) -> int:
-    """The commands that only read: tasks, methods, show."""
-    if args.command == "tasks":
+    """The commands that only read: configs, tasks, methods, show."""
+    if args.command == "configs":
+        from dspy_meta.experiments.config import read_yaml, shipped_configs
+
+        for name, path in shipped_configs().items():
+            data = read_yaml(path) or {}
+            task = data.get("task", {})
+            task = task.get("name", "?") if isinstance(task, dict) else task
+            kind = "compare" if name.startswith("compare_") else "run"
+            print(f"{name:<34} {kind:<8} {task}")
+    elif args.command == "tasks":
         from dspy_meta.benchmarks import available_tasks
 
         print("\n".join(available_tasks()))
@@ -79,14 +101,16 @@ def main(argv: list[str] | None = None) -> int:
     # Offline machines: litellm must not try to fetch its price table at import.
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     parser = argparse.ArgumentParser(prog="dspy-meta", description="Meta-optimize DSPy optimizers (metaTextGrad).")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log progress details, and let DSPy's optimizers show their bars and prints")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("configs", help="list the shipped configs (run or compare them by name)")
     commands.add_parser("tasks", help="list the benchmark tasks a config may name")
     commands.add_parser("methods", help="list the methods of experiment and comparison configs")
     show = commands.add_parser("show", help="print the results table of a finished run (its output folder)")
     show.add_argument("output")
-    run = commands.add_parser("run", help="run an experiment config (configs/*.yaml)")
+    run = commands.add_parser("run", help="run an experiment config (a file, or a shipped config's name)")
     run.add_argument("config")
     run.add_argument("--seeds", type=int, nargs="+", help="override the config's seeds")
     run.add_argument("--output", help="output folder (default: <output_dir>/<name>)")
@@ -95,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--dry-run", action="store_true",
                      help="check the config, the task data and the model names, show the plan; call no LM")
     compare = commands.add_parser("compare", help="equal-budget comparison with DSPy's own optimizers "
-                                  "(configs/compare_*.yaml)")
+                                  "(a file, or a shipped compare_* config's name)")
     compare.add_argument("config")
     compare.add_argument("--force", "--recompute", dest="recompute", action="store_true",
                          help="re-run finished runs whose settings changed (default: refuse)")
@@ -111,14 +135,14 @@ def main(argv: list[str] | None = None) -> int:
     from dspy_meta.errors import StaleResults
     from dspy_meta.experiments.config import ConfigError, load_config
 
-    if args.command in ("tasks", "methods", "show"):
+    if args.command in ("configs", "tasks", "methods", "show"):
         return _listing(args)
 
     if args.command == "compare":
         from dspy_meta.experiments.compare_cli import compare_command
 
         return compare_command(args)
-    from dspy_meta.experiments.runner import markdown_table, output_folder, run_experiment
+    from dspy_meta.experiments.runner import output_folder, run_experiment
     from dspy_meta.runtime.redact import redact
 
     try:
@@ -126,18 +150,16 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "dry_run", False):
             print(_plan(config, getattr(args, "seeds", None), output_folder(config, args.output)))
             return 0
-        results = run_experiment(config, seeds=getattr(args, "seeds", None), output=args.output, force=args.force)
+        with contextlib.redirect_stdout(sys.stderr):  # whatever the run prints (-v: DSPy's bars) is not the summary
+            results = run_experiment(config, seeds=getattr(args, "seeds", None), output=args.output,
+                                     force=args.force, quiet=not args.verbose)
     except ConfigError as exc:
         print(f"dspy-meta: invalid config: {redact(exc)}", file=sys.stderr)
         return 2
     except StaleResults as exc:
         print(f"dspy-meta: {redact(exc)}", file=sys.stderr)
         return 3
-    out_dir = output_folder(config, args.output)
-    print(markdown_table(results))
-    if args.command == "demo":
-        print(_before_after(results))
-    print(f"\nwrote {out_dir}/results.json, results.md, trajectory.png and the optimized programs")
+    print(_summary(results, output_folder(config, args.output), usage=args.command == "demo"))
     return 0
 
 

@@ -27,6 +27,7 @@ import dspy
 from tqdm.auto import tqdm
 
 from dspy_meta.runtime.files import write_atomic
+from dspy_meta.runtime.quiet import quiet as quiet_scope
 from dspy_meta.experiments.capped_lm import CallCapReached, CallMeter, capped, fresh_dspy_cache
 from dspy_meta.experiments.compare_config import OPTIMIZING_METHODS, STOCK_METHODS, CompareConfig
 from dspy_meta.experiments.compare_methods import RUNNERS
@@ -121,10 +122,12 @@ def _diff(old: dict, new: dict) -> list[str]:
 
 
 def run_comparison(config: CompareConfig, *, lms: dict[str, dspy.BaseLM] | None = None, recompute: bool = False,
-                   output: str | Path | None = None, work_dir: str | Path | None = None) -> dict[str, Any]:
+                   output: str | Path | None = None, work_dir: str | Path | None = None,
+                   quiet: bool = True) -> dict[str, Any]:
     """Run (or resume) the comparison; returns the results dict written to `output` (default ``config.output``).
 
     `lms` (program / optimizer / meta) replaces the config's LMs, e.g. with scripted LMs in tests.
+    `quiet`: DSPy's own bars, prints and chatter are silenced in every run (`dspy_meta.runtime.quiet`).
     """
     output = Path(output or config.output)
     work_dir = Path(work_dir or config.work_dir)
@@ -153,7 +156,8 @@ def run_comparison(config: CompareConfig, *, lms: dict[str, dspy.BaseLM] | None 
     results = _assemble(config, task, records)
     for method, seed, fp in tqdm(plan, desc=f"compare {config.name}", unit="run"):
         logger.info("running %s, seed %d", method, seed)
-        record = _run_one(method, seed, task, lms, config, work_dir)
+        with quiet_scope(quiet):
+            record = _run_one(method, seed, task, lms, config, work_dir)
         record["fingerprint"] = fp
         records[(method, seed)] = record
         results = _assemble(config, task, records)

@@ -2,26 +2,42 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
 __all__ = ["compare_command"]
 
 
+def _summary(results: dict, output: Path) -> str:
+    """A few lines: per method, validation and test mean and the paired test difference against the reference;
+    where the table is."""
+    ref = results["reference"]
+    lines = [f"{results['task']}: program-LM call cap {results['program_calls_cap']}; seeds {results['seeds']}; "
+             f"reference {ref}", f"  {'method':<20} {'val':>6} {'test':>6}  test vs reference [90% CI]"]
+    for method, entry in results["methods"].items():
+        paired = entry.get("paired_vs_reference")
+        delta = "reference" if method == ref else (
+            f"{paired['diff']:+.3f} [{paired['low']:+.3f}, {paired['high']:+.3f}]" if paired else "-")
+        lines.append(f"  {method:<20} {entry['val_mean']:>6.3f} {entry['test_mean']:>6.3f}  {delta}")
+    lines.append(f"table: {output.with_suffix('.md')}; results: {output}; plot: {output.with_suffix('.png')}")
+    return "\n".join(lines)
+
+
 def compare_command(args) -> int:
-    """Run the comparison `args.config`; print its table. Exit status 2 on a bad or changed config."""
+    """Run the comparison `args.config`; print a short summary (the table is written to a file). Exit status 2
+    on a bad or changed config."""
     from dspy_meta.experiments.compare import ConfigChanged, run_comparison
     from dspy_meta.experiments.compare_config import load_compare_config
-    from dspy_meta.experiments.compare_report import markdown_table
     from dspy_meta.experiments.config import ConfigError
 
     try:
         config = load_compare_config(args.config)
-        results = run_comparison(config, recompute=args.recompute, output=args.output)
+        with contextlib.redirect_stdout(sys.stderr):  # whatever the runs print (-v: DSPy's bars) is not the summary
+            results = run_comparison(config, recompute=args.recompute, output=args.output,
+                                     quiet=not getattr(args, "verbose", False))
     except (ConfigError, ConfigChanged) as exc:
         print(f"dspy-meta compare: {exc}", file=sys.stderr)
         return 2
-    output = Path(args.output or config.output)
-    print(markdown_table(results))
-    print(f"wrote {output}, {output.with_suffix('.md')} and {output.with_suffix('.png')}")
+    print(_summary(results, Path(args.output or config.output)))
     return 0

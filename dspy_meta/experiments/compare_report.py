@@ -77,7 +77,7 @@ def markdown_table(results: dict[str, Any]) -> str:
             f"| {method} | {'yes' if e['stock'] else 'no'} | {len(e['seeds'])} | {_cell(e['val_mean'], e['val_std'])} | "
             f"{_cell(e['test_mean'], e['test_std'])} | {delta} | {_mean(calls):.0f} (max {max(calls)}) | "
             f"{usage['optimizer']['calls']:.0f} | {usage['meta']['calls']:.0f} | {tokens_in:.0f}/{tokens_out:.0f} | "
-            f"{_mean(e['wall_seconds']):.0f} | {e['inference_calls_per_example']:.2f} | "
+            f"{_mean(e['wall_seconds']):.1f} | {e['inference_calls_per_example']:.2f} | "
             f"{sum(e['hit_cap'])}/{len(e['hit_cap'])} |")
     missing = [f"{m} seed {s}" for m in results["config"]["methods"] for s in results["seeds"]
                if m not in summary or s not in summary[m]["seeds"]]

@@ -17,9 +17,10 @@ from dspy_meta.runtime.redact import is_secret_setting, redact
 from dspy_meta.runtime.schema import describe_error, error_path, invalid
 from dspy_meta.search.budget import MetaBudget
 
-__all__ = ["ConfigError", "LMConfig", "TaskConfig", "RunConfig", "ExperimentConfig", "load_config", "METHODS"]
+__all__ = ["ConfigError", "LMConfig", "TaskConfig", "RunConfig", "ExperimentConfig", "load_config", "METHODS",
+           "find_config", "shipped_configs"]
 
-METHODS = ("zero_shot_cot", "few_shot_cot", "self_consistency", "copro", "mipro_v2",
+METHODS = ("zero_shot_cot", "few_shot_cot", "self_consistency", "copro", "mipro_v2", "gepa",
            "meta_prompt", "meta_structure", "meta_teleprompter")
 _LEVELS = ("program", "optimizer", "meta")
 
@@ -215,9 +216,39 @@ def _config_error(exc: ValidationError, source: str) -> str:
     return f"{error_path(loc) or source}: {detail}"
 
 
+def _shipped_folder() -> Path:
+    """The shipped configs: ``dspy_meta/configs`` in an installed wheel; in a checkout, the repository's
+    ``configs/``, the one copy (the wheel's build copies it into the package: see ``setup.py``)."""
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "configs"
+    return installed if installed.is_dir() else package.parent / "configs"
+
+
+def shipped_configs() -> dict[str, Path]:
+    """The configs that come with the package, by name (``demo``, ``quick``, ``compare_word_sorting_short``)."""
+    folder = _shipped_folder()
+    return {path.stem: path for path in sorted(folder.glob("*.yaml"))} if folder.is_dir() else {}
+
+
+def find_config(name_or_path: str | Path) -> Path:
+    """A config file: `name_or_path` when that file exists; else, for a bare name (``demo``, ``demo.yaml``) or
+    the README's ``configs/<name>.yaml``, the shipped config of that name, so it works from any directory.
+    A `ConfigError` otherwise, listing the shipped names."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    name = path.name.removesuffix(".yaml").removesuffix(".yml")
+    shipped = shipped_configs()
+    if str(path.parent) in (".", "configs") and name in shipped:
+        return shipped[name]
+    raise ConfigError(f"config file {str(path)!r} does not exist, and no config of that name is shipped "
+                      f"(shipped: {', '.join(shipped) or 'none'})")
+
+
 def read_yaml(path: str | Path) -> Any:
-    """A config file's content; `ConfigError` when it is missing or not YAML."""
-    path = Path(path)
+    """A config file's content (a path, or a shipped config's name: `find_config`); `ConfigError` when it is
+    missing or not YAML."""
+    path = find_config(path)
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

@@ -51,9 +51,14 @@ def _inputs(config) -> dict[str, OptimizerSpec]:
                                     max_labeled_demos=config.max_labeled_demos)
 
 
+def _gepa(config, task) -> OptimizerSpec:
+    """GEPA with as many metric calls as the MIPROv2 method's trials spend on full validation runs."""
+    return OptimizerSpec.create("gepa", max_metric_calls=max(10, config.budget.mipro_trials * len(task.val)))
+
+
 def _spec_method(kind: str) -> Callable:
     def run(program, task, lms, config, seed, run_dir=None):
-        spec = _inputs(config)[kind]
+        spec = _gepa(config, task) if kind == "gepa" else _inputs(config)[kind]
         return spec.run(program, trainset=task.train, valset=task.val, metric=task.metric,
                         prompt_model=lms["optimizer"], task_model=lms["program"], num_threads=config.num_threads,
                         seed=seed)
@@ -89,6 +94,7 @@ METHOD_RUNNERS: dict[str, Callable] = {
                                                                                            config.num_samples),
     "copro": _spec_method("copro"),
     "mipro_v2": _spec_method("mipro_v2"),
+    "gepa": _spec_method("gepa"),
     "meta_prompt": _meta_prompt,
     "meta_structure": _meta_structure,
     "meta_teleprompter": _meta_teleprompter,

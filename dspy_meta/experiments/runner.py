@@ -12,6 +12,7 @@ import logging
 import shutil
 import statistics
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -24,26 +25,13 @@ from dspy_meta.runtime.fingerprint import changed_keys, code_hash, lm_identity
 from dspy_meta.runtime.scoring import score_program
 from dspy_meta.experiments.config import ExperimentConfig
 from dspy_meta.experiments.methods import run_method
+from dspy_meta.experiments.trajectory import run_trajectory, write_trajectory_plot
+from dspy_meta.runtime.quiet import quiet as quiet_scope
 from dspy_meta.runtime.usage import LEVELS, UsageMeter
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["run_experiment", "write_outputs", "output_folder"]
-
-
-def _trajectory(program, val_score: float, usage: dict) -> list[tuple[int, float]]:
-    """(cumulative LM calls, best validation score so far) points for the plot."""
-    results = getattr(program, "meta_results_", None)
-    if results is None:
-        return [(sum(u["calls"] for u in usage.values()), val_score)]
-    points, calls, best = [], 0, results.baseline_score or 0.0
-    points.append((0, best))
-    for candidate in results.candidates:
-        calls += sum(u.calls for u in candidate.usage.values())
-        if candidate.score is not None and candidate.score > best:
-            best = candidate.score
-        points.append((calls, best))
-    return points
 
 
 # Settings that do not change a method's result (where it is written, which other methods and seeds run).
@@ -101,12 +89,13 @@ def _run_locked(method: str, task, lms: dict, config: ExperimentConfig, seed: in
     program.save(str(run_dir / "program.json"))
     record = {"method": method, "seed": seed, "fingerprint": fingerprint, "val": val, "test": test, "usage": usage,
               "compile_seconds": round(compile_seconds, 2), "wall_seconds": round(time.perf_counter() - started, 2),
-              "trajectory": _trajectory(program, val, usage)}
+              "trajectory": run_trajectory(program, val, usage)}
     if results is not None:
         (run_dir / "meta_results.json").write_text(json.dumps(results.to_dict(), indent=1))
         (run_dir / "learned_optimizers.json").write_text(json.dumps(
             {"best_optimizers": results.best_optimizers, "best_plan": results.best_plan}, indent=1))
         record["meta_val_baseline"] = results.baseline_score
+        record["winner"] = results.winner  # None: the unoptimized program was returned
     write_atomic(finished, json.dumps(record).encode("utf-8"))
     return record
 
@@ -123,8 +112,18 @@ def _summary(records: list[dict]) -> dict[str, dict]:
         entry["usage"] = {level: {key: statistics.fmean(r["usage"][level][key] or 0 for r in rows)
                                   for key in ("calls", "input_tokens", "output_tokens")} for level in LEVELS}
         entry["wall_seconds"] = statistics.fmean(r["wall_seconds"] for r in rows)
+        entry["winner"] = _winners(rows)
         summary[method] = entry
     return summary
+
+
+def _winners(rows: list[dict]) -> str:
+    """The winning optimizer of a meta method over its seeds ("copro", "copro (2 seeds), bootstrap_fewshot");
+    "-" for a method without a meta search."""
+    if not any("meta_val_baseline" in r for r in rows):
+        return "-"
+    counts = Counter((r.get("winner") or "unoptimized") if "winner" in r else "not recorded" for r in rows)
+    return ", ".join(name if n == 1 or len(counts) == 1 else f"{name} ({n} seeds)" for name, n in counts.items())
 
 
 def output_folder(config: ExperimentConfig, output: str | Path | None = None) -> Path:
@@ -133,10 +132,12 @@ def output_folder(config: ExperimentConfig, output: str | Path | None = None) ->
 
 
 def run_experiment(config: ExperimentConfig, *, seeds: list[int] | None = None, output: str | Path | None = None,
-                   lms: dict[str, dspy.BaseLM] | None = None, force: bool = False) -> dict[str, Any]:
+                   lms: dict[str, dspy.BaseLM] | None = None, force: bool = False, quiet: bool = True) -> dict[str, Any]:
     """Run every method for every seed; write the outputs; return the results dict.
 
     `lms` (program / optimizer / meta) replaces the config's LMs, e.g. with scripted LMs in tests.
+    `quiet`: DSPy's own bars, prints and chatter are silenced in every run (`dspy_meta.runtime.quiet`); one
+    bar over the runs shows progress (stderr). False: every optimizer shows and prints what DSPy does.
     Everything is checked before the first method runs (config, seeds, task data, LMs, and every
     finished result in the output folder against the current settings). A finished method x seed run
     is reused when its settings are unchanged; one of other settings raises `StaleResults` naming what
@@ -157,7 +158,8 @@ def run_experiment(config: ExperimentConfig, *, seeds: list[int] | None = None, 
     with dspy.context(lm=lms["program"]):
         for seed, method in tqdm(runs, desc=config.name, unit="run"):
             logger.info("running %s, seed %d", method, seed)
-            records.append(_run_one(method, task, lms, config, seed, out_dir, force))
+            with quiet_scope(quiet):
+                records.append(_run_one(method, task, lms, config, seed, out_dir, force))
     results = {"config": config.to_dict(), "task": {"name": task.name, "description": task.description,
                                                     "source": task.source, "split_note": task.split_note,
                                                     "sizes": [len(task.train), len(task.val), len(task.test)]},
@@ -188,46 +190,21 @@ def markdown_table(results: dict[str, Any]) -> str:
     task = results["task"]
     lines = [f"Task: {task['name']} ({task['description']}); train/val/test = "
              f"{'/'.join(map(str, task['sizes']))}; seeds {results['seeds']}", "",
-             "| Method | Val | Test | program calls | optimizer calls | meta calls | tokens in/out (all levels) "
-             "| wall s |", "|---|---|---|---|---|---|---|---|"]
+             "| Method | Val | Test | winner | program calls | optimizer calls | meta calls "
+             "| tokens in/out (all levels) | wall s |", "|---|---|---|---|---|---|---|---|---|"]
     for method, entry in results["summary"].items():
         usage = entry["usage"]
         tokens_in = sum(u["input_tokens"] for u in usage.values())
         tokens_out = sum(u["output_tokens"] for u in usage.values())
         cells = [f"{entry[s]['mean']:.2f} ± {entry[s]['std']:.2f}" for s in ("val", "test")]
-        lines.append(f"| {method} | {cells[0]} | {cells[1]} | {usage['program']['calls']:.0f} | "
+        lines.append(f"| {method} | {cells[0]} | {cells[1]} | {entry.get('winner', '-')} | "
+                     f"{usage['program']['calls']:.0f} | "
                      f"{usage['optimizer']['calls']:.0f} | {usage['meta']['calls']:.0f} | "
                      f"{tokens_in:.0f}/{tokens_out:.0f} | {entry['wall_seconds']:.1f} |")
     return "\n".join(lines) + "\n"
 
 
-def _plot(results: dict[str, Any], path: Path) -> None:
-    try:
-        import matplotlib
-    except ImportError:  # an optional extra: the results and tables do not need it
-        logger.warning("no trajectory plot: matplotlib is not installed (pip install 'dspy-meta[plots]')")
-        return
-
-    matplotlib.use("Agg")  # files only, no display
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for method in results["summary"]:
-        for run in (r for r in results["runs"] if r["method"] == method):
-            xs, ys = zip(*run["trajectory"], strict=True)
-            style = "-o" if len(xs) > 1 else "o"
-            ax.plot(xs, ys, style, markersize=4, label=f"{method} (seed {run['seed']})")
-    ax.set_xlabel("LM calls spent optimizing (all levels)")
-    ax.set_ylabel("best validation score")
-    ax.set_title(results["task"]["name"])
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 def write_outputs(results: dict[str, Any], out_dir: Path) -> None:
     (out_dir / "results.json").write_text(json.dumps(results, indent=1))
     (out_dir / "results.md").write_text(markdown_table(results))
-    _plot(results, out_dir / "trajectory.png")
+    write_trajectory_plot(results, out_dir / "trajectory.png")

@@ -24,8 +24,10 @@ __all__ = ["GuardedMetric", "forward_inputs", "data_hash"]
 
 def forward_inputs(student: dspy.Module) -> set[str]:
     """Named parameters the program's forward requires (none when it takes **kwargs only)."""
+    # Read from the class: DSPy warns when an instance's `forward` is looked up outside `__call__`.
+    forward = getattr(type(student), "forward", None)
     try:
-        parameters = inspect.signature(student.forward).parameters.values()
+        parameters = list(inspect.signature(forward).parameters.values())[1:]  # less `self`
     except (TypeError, ValueError):
         return set()
     return {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)

@@ -9,6 +9,8 @@ from contextlib import contextmanager
 import dspy
 from dspy.utils.callback import BaseCallback
 
+from dspy_meta.runtime.quiet import quiet
+
 __all__ = ["score_program", "lm_scope", "PredictorCalls"]
 
 
@@ -38,11 +40,12 @@ def lm_scope(lm: dspy.BaseLM | None) -> Iterator[None]:
 
 def score_program(program: dspy.Module, devset: list, metric: Callable, *, num_threads: int | None = None,
                   lm: dspy.BaseLM | None = None, metric_key: str = "dspy_meta_score") -> float:
-    """Mean metric of `program` on `devset`, as a fraction in [0, 1]."""
+    """Mean metric of `program` on `devset`, as a fraction in [0, 1]. Quietly: no bar, no DSPy log line (the
+    score is the answer)."""
     if not devset:
         raise ValueError("cannot score a program on an empty dataset")
     evaluate = dspy.Evaluate(devset=devset, metric=metric, num_threads=num_threads, display_progress=False,
                              display_table=False)
-    with lm_scope(lm):
+    with lm_scope(lm), quiet():
         result = evaluate(program, callback_metadata={"metric_key": metric_key})
     return float(result.score) / 100.0

@@ -52,6 +52,9 @@ class MetaResults:
     usage: dict[str, LevelUsage] = field(default_factory=dict)
     valset_size: int = 0
     seed: int | None = None
+    # The search's wall time (baseline score included): not compared, nor in `to_dict`, which a resumed run
+    # reproduces exactly.
+    wall_seconds: float | None = field(default=None, compare=False)
 
     @property
     def accepted_path(self) -> list[int]:
@@ -67,10 +70,24 @@ class MetaResults:
         plan = plan_from_dict(self.best_plan)
         return plan.spec if isinstance(plan, OptimizeStep) else plan
 
+    @property
+    def winner(self) -> str | None:
+        """The winning optimizer in a few words (``copro``, ``copro -> bootstrap_fewshot``); None when the
+        unoptimized program was returned."""
+        from dspy_meta.plans.nodes import plan_from_dict
+
+        if self.returned_baseline or self.best_plan is None:
+            return None
+        try:
+            return plan_from_dict(self.best_plan).describe()
+        except Exception:  # noqa: BLE001 -- a plan saved by another version: name its top-level op
+            return str(self.best_plan.get("kind") or self.best_plan.get("op") or "a plan")
+
     def to_dict(self) -> dict[str, Any]:
         return {"baseline_score": self.baseline_score, "returned_baseline": self.returned_baseline,
                 "stopped_reason": self.stopped_reason,
                 "best_score": self.best_score, "best_plan": self.best_plan, "best_optimizers": self.best_optimizers,
                 "accepted_path": self.accepted_path, "valset_size": self.valset_size, "seed": self.seed,
+                "winner": self.winner,
                 "usage": {level: u.to_dict() for level, u in self.usage.items()},
                 "candidates": [c.to_dict() for c in self.candidates]}

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import random
 import threading
+import time
 from abc import abstractmethod
 from collections.abc import Callable
 from typing import Any
@@ -27,6 +28,7 @@ from dspy_meta.runtime.checks import GuardedMetric, data_hash, forward_inputs
 from dspy_meta.runtime.factory import Runtime, build_runtime
 from dspy_meta.runtime.fingerprint import class_code_hash, code_hash, lm_identity
 from dspy_meta.runtime.program_state import copy_program_state, program_state
+from dspy_meta.runtime.quiet import quiet
 from dspy_meta.runtime.storage import RunStore
 from dspy_meta.runtime.usage import UsageLimits
 from dspy_meta.search.budget import MetaBudget
@@ -40,16 +42,20 @@ __all__ = ["MetaSearch", "split_trainset"]
 
 
 def _summary(results) -> str:
-    """One line: validation before -> after, the winner, and the calls spent per level."""
+    """One line: validation before -> after, the winner, the calls spent per level and the wall time."""
     def shown(score):
         return "n/a" if score is None else f"{score:.3f}"
 
-    winner = "the unoptimized program" if results.returned_baseline or results.best_plan is None else \
-        next((c.stage for c in results.candidates if c.plan == results.best_plan and c.accepted), "a plan")
+    if results.winner is None:
+        winner = "the unoptimized program"
+    else:
+        stage = next((c.stage for c in results.candidates if c.plan == results.best_plan and c.accepted), None)
+        winner = f"{results.winner} ({stage})" if stage else results.winner
     calls = "/".join(str(results.usage[level].calls) for level in ("program", "optimizer", "meta"))
     stopped = f"; stopped: {results.stopped_reason}" if results.stopped_reason else ""
+    wall = f"; {results.wall_seconds:.1f} s" if results.wall_seconds is not None else ""
     return (f"validation {shown(results.baseline_score)} -> {shown(results.best_score)} (returned {winner}); "
-            f"LM calls program/optimizer/meta {calls}{stopped}")
+            f"LM calls program/optimizer/meta {calls}{wall}{stopped}")
 
 
 def split_trainset(trainset: list) -> tuple[list, list]:
@@ -117,7 +123,9 @@ class MetaSearch(Teleprompter):
             the results are those of a sequential run. None: DSPy's ``num_threads`` setting is the
             budget and the parts of the search run one after another.
         seed: seeds example sampling and every inner optimizer run.
-        display_progress: show a tqdm bar over candidates.
+        display_progress: show a tqdm bar over candidates, and let the inner optimizers show theirs and print
+            as DSPy does. False: no bar, and DSPy's bars, prints and logs below ERROR are silenced for the run
+            (`dspy_meta.runtime.quiet`; restored after).
         run_dir: checkpoint folder; re-running the same compile with it resumes a stopped run.
         usage_limits: hard caps on LM calls / tokens / cost (`UsageLimits` or dict).
         max_metric_failures: examples on which the metric may raise or return NaN (each counts as
@@ -223,6 +231,7 @@ class MetaSearch(Teleprompter):
 
     def _search(self, runtime: Runtime, student, trainset, valset, seed, budget: MetaBudget, teacher,
                 teacher_settings) -> Evaluator:
+        started = time.perf_counter()
         with tqdm(total=self._planned_candidates(budget), desc=type(self).__name__, unit="candidate",
                   disable=not self.display_progress) as progress:
             evaluator = Evaluator(runtime, student, trainset, valset, seed, progress=progress,
@@ -230,7 +239,7 @@ class MetaSearch(Teleprompter):
                                   teacher=teacher, teacher_settings=teacher_settings)
             evaluator.results.valset_size, evaluator.results.seed = len(valset), seed
             try:
-                with runtime.activate():
+                with quiet(not self.display_progress), runtime.activate():
                     self._search_and_score_baseline(evaluator, budget)
             except BudgetExhausted as stop:
                 logger.warning("stopping: %s; returning the best program found so far", stop)
@@ -250,6 +259,7 @@ class MetaSearch(Teleprompter):
                 runtime.halt("interrupted")
                 _wait_for_branches(runtime, 5.0)
                 raise
+        evaluator.results.wall_seconds = time.perf_counter() - started
         return evaluator
 
     def _open_store(self, store: RunStore | None, seed, budget, trainset, valset, student, lms, teacher=None,

@@ -194,3 +194,5 @@ def test_a_run_ends_with_a_one_line_summary(shout_data, caplog):
     (line,) = [r.getMessage() for r in caplog.records if "finished:" in r.getMessage()]
     assert line.startswith("MetaTeleprompter finished: validation 0.000 -> 1.000 (returned ")
     assert f"LM calls program/optimizer/meta {results.usage['program'].calls}/" in line
+    assert results.winner and f"(returned {results.winner} (" in line  # the winning optimizer and its stage
+    assert results.wall_seconds > 0 and line.endswith(f"; {results.wall_seconds:.1f} s")
