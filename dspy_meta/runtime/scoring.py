@@ -5,13 +5,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import dspy
 from dspy.utils.callback import BaseCallback
 
 from dspy_meta.runtime.quiet import quiet
 
-__all__ = ["score_program", "lm_scope", "PredictorCalls"]
+__all__ = ["ProgramScore", "evaluate_program", "score_program", "lm_scope", "PredictorCalls"]
 
 
 class PredictorCalls(BaseCallback):
@@ -38,14 +39,27 @@ def lm_scope(lm: dspy.BaseLM | None) -> Iterator[None]:
             yield
 
 
-def score_program(program: dspy.Module, devset: list, metric: Callable, *, num_threads: int | None = None,
-                  lm: dspy.BaseLM | None = None, metric_key: str = "dspy_meta_score") -> float:
-    """Mean metric of `program` on `devset`, as a fraction in [0, 1]. Quietly: no bar, no DSPy log line (the
-    score is the answer)."""
+@dataclass(frozen=True)
+class ProgramScore:
+    """A program's mean metric on a dataset (a fraction in [0, 1]) and its score on each example, in order."""
+
+    mean: float
+    per_example: tuple[float, ...]
+
+
+def evaluate_program(program: dspy.Module, devset: list, metric: Callable, *, num_threads: int | None = None,
+                     lm: dspy.BaseLM | None = None, metric_key: str = "dspy_meta_score") -> ProgramScore:
+    """Score `program` on every example of `devset`. Quietly: no bar, no DSPy log line (the score is the answer)."""
     if not devset:
         raise ValueError("cannot score a program on an empty dataset")
     evaluate = dspy.Evaluate(devset=devset, metric=metric, num_threads=num_threads, display_progress=False,
                              display_table=False)
     with lm_scope(lm), quiet():
         result = evaluate(program, callback_metadata={"metric_key": metric_key})
-    return float(result.score) / 100.0
+    return ProgramScore(float(result.score) / 100.0, tuple(float(score) for _, _, score in result.results))
+
+
+def score_program(program: dspy.Module, devset: list, metric: Callable, *, num_threads: int | None = None,
+                  lm: dspy.BaseLM | None = None, metric_key: str = "dspy_meta_score") -> float:
+    """Mean metric of `program` on `devset`, as a fraction in [0, 1] (see `evaluate_program`)."""
+    return evaluate_program(program, devset, metric, num_threads=num_threads, lm=lm, metric_key=metric_key).mean

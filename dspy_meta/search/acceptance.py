@@ -1,29 +1,84 @@
-"""The one acceptance rule of the search: a candidate is kept only if it beats the best so far."""
+"""The one acceptance rule of the search: a candidate is kept only if it beats the best so far.
+
+Rules compare a candidate with the best so far on the same validation examples: ``accepts``
+gets both means and, when known, both per-example scores (in valset order).
+"""
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-__all__ = ["AcceptanceRule", "ImprovesOnBest"]
+__all__ = ["AcceptanceRule", "ImprovesOnBest", "PairedSignTest", "sign_test_p"]
+
+Scores = Sequence[float] | None
 
 
 class AcceptanceRule(ABC):
     """Decides whether a scored candidate replaces the best so far (of its search, or of the run)."""
 
     @abstractmethod
-    def accepts(self, score: float | None, best: float | None) -> bool:
-        """Whether `score` replaces `best` (None: nothing scored yet)."""
+    def accepts(self, score: float | None, best: float | None, scores: Scores = None, best_scores: Scores = None
+                ) -> bool:
+        """Whether `score` replaces `best` (None: nothing scored yet); `scores`/`best_scores` per example."""
 
-    def reason(self, score: float | None, best: float | None, lineage: str) -> str:
+    def reason(self, score: float | None, best: float | None, lineage: str, scores: Scores = None,
+               best_scores: Scores = None) -> str:
         """Why `score` was or was not accepted against `best`, in words."""
         if best is None:
             return f"first scored candidate of {lineage}"
-        verb = "improved on" if self.accepts(score, best) else "did not beat"
+        verb = "improved on" if self.accepts(score, best, scores, best_scores) else "did not beat"
         return f"{verb} the best of {lineage} so far ({best:.3f})"
 
 
 class ImprovesOnBest(AcceptanceRule):
     """Strictly better than the best so far; a tie keeps the earlier candidate, a failed run never wins."""
 
-    def accepts(self, score: float | None, best: float | None) -> bool:
+    def accepts(self, score, best, scores=None, best_scores=None) -> bool:
         return score is not None and (best is None or score > best)
+
+
+def sign_test_p(wins: int, losses: int) -> float:
+    """One-sided exact sign test: P(at least `wins` of ``wins + losses`` fair coin flips), 1.0 with no flips."""
+    n = wins + losses
+    return sum(math.comb(n, k) for k in range(wins, n + 1)) / 2 ** n if n else 1.0
+
+
+@dataclass(frozen=True)
+class PairedSignTest(AcceptanceRule):
+    """Better on the same examples by more than chance: strictly higher mean, and among the examples where
+    the two programs score differently the candidate wins so often that a one-sided sign test gives
+    ``p <= 1 - confidence``. So one lucky example never wins on a small valset (at 0.8: 3 wins and no
+    loss are enough, 2 are not; 4 wins need at most 1 loss). Without per-example scores it falls back
+    to `ImprovesOnBest`."""
+
+    confidence: float = 0.8
+
+    def __post_init__(self):
+        if not 0.0 <= self.confidence < 1.0:
+            raise ValueError(f"confidence must be in [0, 1), got {self.confidence!r}")
+
+    @staticmethod
+    def _paired(scores: Scores, best_scores: Scores) -> tuple[int, int] | None:
+        if scores is None or best_scores is None or len(scores) != len(best_scores):
+            return None
+        wins = sum(a > b for a, b in zip(scores, best_scores))
+        return wins, sum(a < b for a, b in zip(scores, best_scores))
+
+    def accepts(self, score, best, scores=None, best_scores=None) -> bool:
+        if score is None or (best is not None and not score > best):
+            return False
+        paired = self._paired(scores, best_scores) if best is not None else None
+        return paired is None or sign_test_p(*paired) <= 1.0 - self.confidence
+
+    def reason(self, score, best, lineage, scores=None, best_scores=None) -> str:
+        paired = self._paired(scores, best_scores)
+        if best is None or paired is None:
+            return super().reason(score, best, lineage, scores, best_scores)
+        verb = "improved on" if self.accepts(score, best, scores, best_scores) else "did not beat"
+        wins, losses = paired
+        return (f"{verb} the best of {lineage} so far ({best:.3f}): better on {wins}, worse on {losses} of "
+                f"{len(scores)} examples (sign test p={sign_test_p(wins, losses):.3f}, needs <= "
+                f"{1.0 - self.confidence:.2f})")
