@@ -29,7 +29,7 @@ class AcceptanceRule(ABC):
         """Why `score` was or was not accepted against `best`, in words."""
         if best is None:
             return f"first scored candidate of {lineage}"
-        verb = "improved on" if self.accepts(score, best, scores, best_scores) else "did not beat"
+        verb = "improved on" if self.accepts(score, best) else "did not beat"
         return f"{verb} the best of {lineage} so far ({best:.3f})"
 
 
