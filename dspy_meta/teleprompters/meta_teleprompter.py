@@ -130,6 +130,9 @@ class MetaTeleprompter(MetaSearch):
     def _validate_settings(self, budget: MetaBudget) -> None:
         self._library(budget)
 
+    def _input_optimizers(self, budget: MetaBudget) -> dict[str, OptimizerSpec]:
+        return self._library(budget)
+
     def _fingerprint(self, budget: MetaBudget) -> dict:
         return {"inputs": {name: spec.to_dict() for name, spec in self._library(budget).items()},
                 "limits": repr(self.limits)}
