@@ -114,16 +114,18 @@ class MlflowTracker(Tracker):
             run = self._client.create_run(self._experiment_id, run_name=_run_name(record), tags=tags)
             run_id = run.info.run_id
             self._candidates[id(record)] = (record, run_id, record.index)
-            self._log(run_id, params=candidate_params(record), metrics=candidate_metrics(record))
-            if record.plan is not None:
-                self._client.log_dict(run_id, scrub(record.plan), "plan.json")
-            prompts = plan_prompts(record.plan)
-            if prompts:
-                self._client.log_dict(run_id, scrub(prompts), "prompts.json")
-            if record.analysis:
-                self._client.log_text(run_id, redact(record.analysis), "analysis.txt")
             failed = record.plan is not None and record.score is None and record.reason.startswith("run failed")
-            self._client.set_terminated(run_id, "FAILED" if failed else "FINISHED")
+            try:
+                self._log(run_id, params=candidate_params(record), metrics=candidate_metrics(record))
+                if record.plan is not None:
+                    self._client.log_dict(run_id, scrub(record.plan), "plan.json")
+                prompts = plan_prompts(record.plan)
+                if prompts:
+                    self._client.log_dict(run_id, scrub(prompts), "prompts.json")
+                if record.analysis:
+                    self._client.log_text(run_id, redact(record.analysis), "analysis.txt")
+            finally:  # a write that failed must not leave the candidate's run open
+                self._client.set_terminated(run_id, "FAILED" if failed else "FINISHED")
 
         self._write(f"candidate [{record.stage}]", log)
 
