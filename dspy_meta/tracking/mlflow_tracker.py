@@ -138,10 +138,13 @@ class MlflowTracker(Tracker):
                    "accepted": float(sum(1 for c in results.candidates if c.accepted)),
                    "returned_baseline": float(results.returned_baseline),
                    **usage_metrics(results.usage, "usage.")}
-        if results.baseline_score is not None:
-            metrics["baseline_score"] = float(results.baseline_score)
+        for name in ("baseline_score", "wall_seconds"):
+            if getattr(results, name, None) is not None:
+                metrics[name] = float(getattr(results, name))
         history = [("best_score", best, index) for index, best in running_best(results.candidates)]
-        tags = {"dspy_meta.stopped_reason": redact(results.stopped_reason)} if results.stopped_reason else {}
+        tags = {"dspy_meta.winner": redact(getattr(results, "winner", None) or "the unoptimized program")}
+        if results.stopped_reason:
+            tags["dspy_meta.stopped_reason"] = redact(results.stopped_reason)
         self._write("the run's metrics", lambda: self._log(self._parent_id, metrics=metrics, tags=tags,
                                                           history=history))
         self._write("meta_results.json", lambda: self._client.log_dict(self._parent_id, scrub(results.to_dict()),

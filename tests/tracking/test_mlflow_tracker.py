@@ -79,6 +79,8 @@ def test_autolog_gives_one_parent_run_with_a_child_per_candidate(experiment, aut
     assert history[-1].value == results.best_score == root.data.metrics["best_score"]
     assert root.data.metrics["baseline_score"] == results.baseline_score
     assert root.data.metrics["usage.program.calls"] == results.usage["program"].calls
+    assert root.data.metrics["wall_seconds"] == results.wall_seconds > 0
+    assert root.data.tags["dspy_meta.winner"] == results.winner
 
     artifacts = _artifact_texts(root.info.run_id)
     assert len(json.loads(artifacts["meta_results.json"])["candidates"]) == len(results.candidates)
