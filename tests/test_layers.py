@@ -12,8 +12,10 @@ ALLOWED = {
     "optimizers": {"runtime"},
     "programs": {"runtime"},
     "plans": {"runtime", "optimizers", "programs"},
-    "search": {"runtime", "optimizers", "programs", "plans"},
-    "teleprompters": {"runtime", "optimizers", "programs", "plans", "search", "lm"},  # lm: `make_lm`, the one LM-naming rule
+    "tracking": {"runtime", "programs"},  # below search: the evaluator reports candidates to a `Tracker`
+    "search": {"runtime", "optimizers", "programs", "plans", "tracking"},
+    # lm: `make_lm`, the one LM-naming rule
+    "teleprompters": {"runtime", "optimizers", "programs", "plans", "search", "lm", "tracking"},
 }
 
 

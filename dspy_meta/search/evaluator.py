@@ -35,6 +35,7 @@ from dspy_meta.search.proposals import Proposer
 from dspy_meta.search.results import CandidateRecord, MetaResults
 from dspy_meta.search.screening import Screen
 from dspy_meta.search.strategies.base import SearchStrategy
+from dspy_meta.tracking.base import NullTracker, Tracker
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class Evaluator:
     results: MetaResults = field(default_factory=MetaResults)
     teacher: dspy.Module | None = None  # the program inner optimizers bootstrap demos with (None: the student)
     teacher_settings: dict[str, Any] = field(default_factory=dict)  # DSPy settings while bootstrapping (lm=...)
+    tracker: Tracker = field(default_factory=NullTracker)  # told of every judged or rejected candidate
     _programs: dict[str, tuple[float | None, dspy.Module | None, str, float | None]] = field(default_factory=dict)
     _incumbents: dict[str, float] = field(default_factory=dict)  # lineage -> its best score so far
     _best: tuple[float, dspy.Module] | None = None
@@ -229,6 +231,7 @@ class Evaluator:
             self._best = (record.score, program)
             self.results.best_score, self.results.best_plan = record.score, record.plan
         logger.info("candidate [%s] score=%s: %s", record.stage, record.score, record.reason)
+        self.tracker.candidate(record)
 
     def _reject(self, rejection: Rejection) -> CandidateRecord:
         logger.warning("rejected %s proposal: %s", rejection.stage, redact(rejection.reason))
@@ -237,6 +240,7 @@ class Evaluator:
                                  reason=rejection.reason, usage=_added(rejection.usage, {}))
         self.results.candidates.append(record)
         self._advance_progress(planned=1 if rejection.retried else 0)
+        self.tracker.candidate(record)
         return record
 
     # -- branches --------------------------------------------------------------------

@@ -35,6 +35,8 @@ from dspy_meta.search.budget import MetaBudget
 from dspy_meta.search.evaluator import Evaluator
 from dspy_meta.search.screening import Screen
 from dspy_meta.teleprompters.mipro_compat import resolve_lm, single_teacher
+from dspy_meta.tracking import NullTracker, Tracker, open_tracker, quiet_autolog
+from dspy_meta.tracking.records import run_params
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +111,15 @@ def _wait_for_branches(runtime: Runtime, seconds: float) -> None:
         deadline.wait(0.05)
 
 
-class MetaSearch(Teleprompter):
+class _OwnRunTeleprompter(Teleprompter):
+    """The direct `Teleprompter` subclass under `MetaSearch`, so that `MetaSearch.compile` is never wrapped by
+    ``mlflow.dspy.autolog()``, whatever the import order: autolog patches ``compile`` on Teleprompter's
+    direct subclasses only, and a compile it wraps runs in a run of autolog's own (in the calling thread,
+    with the compile's keyword arguments as its parameters). A meta compile opens and fills its own run
+    (`dspy_meta.tracking`), so the patch lands on this class, whose ``compile`` nothing calls."""
+
+
+class MetaSearch(_OwnRunTeleprompter):
     """Base of the meta-optimizers. Constructors store arguments only; all work happens in `compile`.
 
     Args:
@@ -131,13 +141,16 @@ class MetaSearch(Teleprompter):
         max_metric_failures: examples on which the metric may raise or return NaN (each counts as
             failed) before the candidate being scored fails.
         call_timeout: seconds one LM call may take before it counts as failed (None: no limit).
+        use_mlflow: log the compile to MLflow as one run with a nested run per candidate (see
+            `dspy_meta.tracking`): True always (MLflow must be installed), False never, None when
+            ``mlflow.dspy.autolog(log_compiles=True)`` is on.
     """
 
     def __init__(self, metric: Callable, *, budget: MetaBudget | dict | None = None, task_model=None,
                  prompt_model=None, meta_model=None, num_threads: int | None = None, seed: int = 9,
                  display_progress: bool = True, run_dir: str | None = None,
                  usage_limits: UsageLimits | dict | None = None, max_metric_failures: int = 10,
-                 call_timeout: float | None = DEFAULT_CALL_TIMEOUT_S):
+                 call_timeout: float | None = DEFAULT_CALL_TIMEOUT_S, use_mlflow: bool | None = None):
         self.metric = metric
         self.budget = budget
         self.task_model = task_model
@@ -150,6 +163,7 @@ class MetaSearch(Teleprompter):
         self.usage_limits = usage_limits
         self.max_metric_failures = max_metric_failures
         self.call_timeout = call_timeout
+        self.use_mlflow = use_mlflow
 
     # -- what subclasses write ---------------------------------------------------
     @abstractmethod
@@ -164,6 +178,10 @@ class MetaSearch(Teleprompter):
 
     def _fingerprint(self, budget: MetaBudget) -> dict[str, Any]:
         """What must match for a run_dir to be resumed; subclasses add their inputs."""
+        return {}
+
+    def _input_optimizers(self, budget: MetaBudget) -> dict[str, Any]:
+        """The input optimizer specs by name (what tracking logs as the run's inputs)."""
         return {}
 
     # -- compile --------------------------------------------------------------------
@@ -203,14 +221,25 @@ class MetaSearch(Teleprompter):
         _check_prices(limits, lms)
         teacher = single_teacher(teacher, student)
         teacher_settings = self._teacher_settings()
+        tracker = open_tracker(self.use_mlflow)
+        inputs = {name: spec.to_dict() for name, spec in self._input_optimizers(budget).items()}
+        settings = {"seed": seed, "num_threads": self.num_threads, "trainset_size": len(trainset),
+                    "valset_size": len(valset), **{f"limits.{k}": v for k, v in (limits.model_dump(exclude_none=True)
+                                                                                if limits else {}).items()}}
         store = RunStore(self.run_dir) if self.run_dir is not None else None
-        with store.locked() if store else contextlib.nullcontext():  # one process at a time in a run_dir
-            self._open_store(store, seed, budget, trainset, valset, student, lms, teacher, teacher_settings)
-            runtime = build_runtime(lms, metric=metric, num_threads=self.num_threads, limits=limits, store=store,
-                                    call_timeout=self.call_timeout)
-            runtime.replay_unfinished()
-            evaluator = self._search(runtime, student, trainset, valset, seed, budget, teacher, teacher_settings)
-        return self._finish(student, evaluator)
+        with quiet_autolog(), tracker.run(type(self).__name__, run_params(budget=budget.to_dict(), lms=lms,
+                                                                          inputs=inputs, settings=settings),
+                                          {"input_optimizers.json": inputs}):
+            with store.locked() if store else contextlib.nullcontext():  # one process at a time in a run_dir
+                self._open_store(store, seed, budget, trainset, valset, student, lms, teacher, teacher_settings)
+                runtime = build_runtime(lms, metric=metric, num_threads=self.num_threads, limits=limits,
+                                        store=store, call_timeout=self.call_timeout)
+                runtime.replay_unfinished()
+                evaluator = self._search(runtime, student, trainset, valset, seed, budget, teacher, teacher_settings,
+                                         tracker=tracker)
+            program = self._finish(student, evaluator)
+            tracker.finish(program.meta_results_, program)
+        return program
 
     def _resolve_lms(self, student) -> dict[str, dspy.BaseLM]:
         """The three levels' LMs: model names resolved with `make_lm` (unknown ones fail here, before any
@@ -230,13 +259,13 @@ class MetaSearch(Teleprompter):
         return {}
 
     def _search(self, runtime: Runtime, student, trainset, valset, seed, budget: MetaBudget, teacher,
-                teacher_settings) -> Evaluator:
+                teacher_settings, tracker: Tracker | None = None) -> Evaluator:
         started = time.perf_counter()
         with tqdm(total=self._planned_candidates(budget), desc=type(self).__name__, unit="candidate",
                   disable=not self.display_progress) as progress:
             evaluator = Evaluator(runtime, student, trainset, valset, seed, progress=progress,
                                   screen=Screen(budget.screen_size, budget.screen_confidence_pct / 100, seed),
-                                  teacher=teacher, teacher_settings=teacher_settings)
+                                  teacher=teacher, teacher_settings=teacher_settings, tracker=tracker or NullTracker())
             evaluator.results.valset_size, evaluator.results.seed = len(valset), seed
             try:
                 with quiet(not self.display_progress), runtime.activate():

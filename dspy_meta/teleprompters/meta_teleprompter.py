@@ -64,7 +64,7 @@ class MetaTeleprompter(MetaSearch):
         verbose, metric_threshold: accepted so MIPROv2 calls keep working; no effect (a warning says so).
         budget: an explicit `MetaBudget` (or dict, e.g. loaded from ``configs/*.yaml``).
         optimizers: input optimizer specs (list or name -> spec); default COPRO, MIPROv2 and BootstrapFewShot.
-        display_progress, run_dir, usage_limits, max_metric_failures: as in `MetaSearch`.
+        display_progress, run_dir, usage_limits, max_metric_failures, use_mlflow: as in `MetaSearch`.
 
     The returned program has ``meta_results_``: every candidate with its score, the accepted
     path, the learned optimizers and plan, and LM usage per level.
@@ -129,6 +129,9 @@ class MetaTeleprompter(MetaSearch):
 
     def _validate_settings(self, budget: MetaBudget) -> None:
         self._library(budget)
+
+    def _input_optimizers(self, budget: MetaBudget) -> dict[str, OptimizerSpec]:
+        return self._library(budget)
 
     def _fingerprint(self, budget: MetaBudget) -> dict:
         return {"inputs": {name: spec.to_dict() for name, spec in self._library(budget).items()},

@@ -34,6 +34,13 @@ class MetaPromptOptimizer(MetaSearch):
     def _planned_candidates(self, budget: MetaBudget) -> int:
         return 1 + budget.prompt_steps
 
+    def _spec(self, budget: MetaBudget) -> OptimizerSpec:
+        return self.optimizer or OptimizerSpec.create("copro", breadth=budget.copro_breadth, depth=budget.copro_depth)
+
+    def _input_optimizers(self, budget: MetaBudget) -> dict[str, OptimizerSpec]:
+        spec = self._spec(budget)
+        return {spec.label or spec.kind: spec}
+
     def _fingerprint(self, budget: MetaBudget) -> dict:
         return {"optimizer_spec": self.optimizer.to_dict() if self.optimizer else None}
 
@@ -42,7 +49,7 @@ class MetaPromptOptimizer(MetaSearch):
             raise TypeError(f"optimizer must be an OptimizerSpec, got {type(self.optimizer).__name__}")
 
     def _run_search(self, evaluator: Evaluator, budget: MetaBudget) -> None:
-        spec = self.optimizer or OptimizerSpec.create("copro", breadth=budget.copro_breadth, depth=budget.copro_depth)
+        spec = self._spec(budget)
         name = spec.label or spec.kind
         search = evaluator.run(PromptSearch(name, spec, steps=budget.prompt_steps, num_examples=budget.num_examples,
                                             attempts=budget.proposal_attempts))

@@ -61,6 +61,9 @@ class MetaStructureOptimizer(MetaSearch):
     def _planned_candidates(self, budget: MetaBudget) -> int:
         return len(as_library(self.optimizers)) + budget.structure_steps * budget.structure_proposals
 
+    def _input_optimizers(self, budget: MetaBudget) -> dict[str, OptimizerSpec]:
+        return as_library(self.optimizers)
+
     def _fingerprint(self, budget: MetaBudget) -> dict:
         return {"inputs": {name: spec.to_dict() for name, spec in as_library(self.optimizers).items()},
                 "limits": repr(self.limits)}
