@@ -91,13 +91,12 @@ def markdown_table(results: dict[str, Any]) -> str:
 
 def plot(results: dict[str, Any], path: Path) -> None:
     """Test accuracy against program-LM calls spent optimizing: one point per method and seed, means marked."""
-    import matplotlib
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure  # not pyplot: no backend switch, no global figure (safe in notebooks)
 
-    matplotlib.use("Agg")  # files only, no display
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 5))
-    colors = plt.get_cmap("tab10")
+    fig = Figure(figsize=(8, 5))
+    ax = fig.subplots()
+    colors = colormaps["tab10"]
     for i, (method, e) in enumerate(results["methods"].items()):
         color = colors(i % 10)
         jitter = [(j - (len(e["test"]) - 1) / 2) * 0.4 for j in range(len(e["test"]))]
@@ -113,4 +112,3 @@ def plot(results: dict[str, Any], path: Path) -> None:
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
