@@ -5,7 +5,7 @@ import logging
 from dspy_meta.errors import (
     BenchmarkDataError, BudgetExhausted, ConfigError, DspyMetaError, LocalModelError, PermanentLMError, PlanError,
     BadMetricValue, LMCallTimeout, MetricError, RunDirError, RunFailed, RunHalted, StaleResults, StopRun,
-    TooManyMetricFailures,
+    StudyMismatch, TooManyMetricFailures,
 )
 from dspy_meta.optimizers import OptimizerSpec, PromptSet, PromptTemplate, available_kinds
 from dspy_meta.plans import CompositeOptimizer, parse_plan
@@ -20,4 +20,5 @@ __all__ = ["MetaBudget", "MetaPromptOptimizer", "MetaResults", "MetaStructureOpt
            "OptimizerSpec", "PromptSet", "PromptTemplate", "available_kinds", "CompositeOptimizer", "parse_plan",
            "UsageLimits", "DspyMetaError", "ConfigError", "PlanError", "RunFailed", "LocalModelError",
            "BenchmarkDataError", "StopRun", "BudgetExhausted", "PermanentLMError", "RunHalted",
-           "TooManyMetricFailures", "RunDirError", "StaleResults", "LMCallTimeout", "BadMetricValue", "MetricError"]
+           "TooManyMetricFailures", "RunDirError", "StaleResults", "LMCallTimeout", "BadMetricValue", "MetricError",
+           "StudyMismatch"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 __all__ = ["DspyMetaError", "ConfigError", "PlanError", "RunFailed", "RunDirError", "StaleResults", "LMCallTimeout",
            "LocalModelError", "BenchmarkDataError", "StopRun", "BudgetExhausted", "PermanentLMError", "RunHalted",
-           "TooManyMetricFailures", "BadMetricValue", "MetricError"]
+           "TooManyMetricFailures", "BadMetricValue", "MetricError", "StudyMismatch"]
 
 
 class DspyMetaError(BaseException):
@@ -37,6 +37,11 @@ class RunDirError(DspyMetaError, ValueError):
 
 class StaleResults(DspyMetaError, ValueError):
     """An experiment's output folder holds results of other settings (rerun with ``--force`` to recompute)."""
+
+
+class StudyMismatch(DspyMetaError, ValueError):
+    """An Optuna study that is not this run's: another run's settings, or a worker whose student, data, metric
+    or LMs differ from the driver's; the message names what differs."""
 
 
 class LMCallTimeout(DspyMetaError, TimeoutError):

@@ -14,8 +14,9 @@ ALLOWED = {
     "plans": {"runtime", "optimizers", "programs"},
     "tracking": {"runtime", "programs"},  # below search: the evaluator reports candidates to a `Tracker`
     "search": {"runtime", "optimizers", "programs", "plans", "tracking"},
+    "distributed": {"runtime", "optimizers", "programs", "plans", "search", "tracking", "lm"},
     # lm: `make_lm`, the one LM-naming rule
-    "teleprompters": {"runtime", "optimizers", "programs", "plans", "search", "lm", "tracking"},
+    "teleprompters": {"runtime", "optimizers", "programs", "plans", "search", "distributed", "lm", "tracking"},
 }
 
 

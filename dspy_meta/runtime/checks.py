@@ -8,6 +8,7 @@ import json
 import logging
 import math
 import numbers
+import random
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -19,7 +20,7 @@ from dspy_meta.runtime.redact import redact
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["GuardedMetric", "forward_inputs", "data_hash"]
+__all__ = ["GuardedMetric", "forward_inputs", "data_hash", "split_trainset", "sample_valset"]
 
 
 def forward_inputs(student: dspy.Module) -> set[str]:
@@ -32,6 +33,20 @@ def forward_inputs(student: dspy.Module) -> set[str]:
         return set()
     return {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
             and p.default is p.empty}
+
+
+def split_trainset(trainset: list) -> tuple[list, list]:
+    """MIPROv2's split when no valset is given: the last 80% (at most 1000) validate."""
+    if len(trainset) < 2:
+        raise ValueError("trainset must have at least 2 examples when no valset is given")
+    valset_size = min(1000, max(1, int(len(trainset) * 0.80)))
+    cutoff = len(trainset) - valset_size
+    return trainset[:cutoff], trainset[cutoff:]
+
+
+def sample_valset(valset: list, max_size: int, seed: int) -> list:
+    """The validation examples a run scores on: all of them, or a seeded sample of `max_size`."""
+    return random.Random(seed).sample(valset, max_size) if len(valset) > max_size else valset
 
 
 def data_hash(data: Any) -> str:

@@ -33,18 +33,28 @@ from dspy_meta.search.acceptance import AcceptanceRule, ImprovesOnBest
 from dspy_meta.search.candidates import Candidate, Rejection
 from dspy_meta.search.proposals import Proposer
 from dspy_meta.search.results import CandidateRecord, MetaResults
+from dspy_meta.search.runners import CandidateRunner, LocalRunner
 from dspy_meta.search.screening import Screen
 from dspy_meta.search.strategies.base import SearchStrategy
 from dspy_meta.tracking.base import NullTracker, Tracker
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Evaluator"]
+__all__ = ["Evaluator", "encode_result"]
 
 
 def _interpreter_stopping(exc: BaseException) -> bool:
     """Whether an error comes from Python shutting down (after Ctrl-C), not from the candidate."""
     return isinstance(exc, RuntimeError) and "interpreter shutdown" in str(exc)
+
+
+def encode_result(result) -> dict:
+    """A finished candidate's (score, program, reason, calls per example) as JSON-able fields: what its
+    checkpoint holds, and what a worker stores on its trial (`Evaluator.decode_result` reads it back)."""
+    score, program, reason, calls = result
+    return {"score": score, "reason": reason, "calls_per_example": calls,
+            "structure": structure_of(program) if program is not None else None,
+            "program_state": program_state(program) if program is not None else None}
 
 
 def _added(a: dict[str, LevelUsage], b: dict[str, LevelUsage]) -> dict[str, LevelUsage]:
@@ -68,6 +78,7 @@ class Evaluator:
     teacher: dspy.Module | None = None  # the program inner optimizers bootstrap demos with (None: the student)
     teacher_settings: dict[str, Any] = field(default_factory=dict)  # DSPy settings while bootstrapping (lm=...)
     tracker: Tracker = field(default_factory=NullTracker)  # told of every judged or rejected candidate
+    runner: CandidateRunner = field(default_factory=LocalRunner)  # who runs new candidates: here, or workers
     _programs: dict[str, tuple[float | None, dspy.Module | None, str, float | None]] = field(default_factory=dict)
     _incumbents: dict[str, float] = field(default_factory=dict)  # lineage -> its best score so far
     _best: tuple[float, dspy.Module] | None = None
@@ -119,6 +130,7 @@ class Evaluator:
         candidates = [(i, item) for i, item in enumerate(batch) if isinstance(item, Candidate)]
         # Screening compares with the best as the batch began, so it does not depend on the run order.
         best_at_start = {c.lineage: self._incumbents.get(c.lineage) for _, c in candidates}
+        self.runner.submit(self, [(c, best_at_start[c.lineage]) for _, c in candidates])
         if len(candidates) > 1 and self.runtime.concurrent:
             def run_one(branch: Evaluator, candidate: Candidate):
                 return branch._run(candidate, best_at_start[candidate.lineage])
@@ -171,25 +183,36 @@ class Evaluator:
 
     def _checkpointed_run(self, candidate: Candidate, key: str, best: float | None):
         """(score, program, reason, calls per example) of a plan: from the checkpoint when it finished
-        before, else run it."""
-        def encode(result) -> dict:
-            score, program, reason, calls = result
-            return {"score": score, "reason": reason, "calls_per_example": calls,
-                    "structure": structure_of(program) if program is not None else None,
-                    "program_state": program_state(program) if program is not None else None}
+        before, else from the runner (run here, or by a worker)."""
+        return self.runtime.checkpointed("candidates", key, lambda: self.runner.result(self, candidate, key, best),
+                                         encode=encode_result, decode=self.decode_result)
 
-        def decode(saved: dict):
-            program = None
-            if saved["program_state"] is not None:
-                program = rebuild(self._metered(self.student), saved.get("structure"))
-                load_program_state(program, saved["program_state"])
-            return saved["score"], program, saved["reason"], saved.get("calls_per_example")
+    def decode_result(self, saved: dict):
+        """The (score, program, reason, calls per example) `encode_result` saved; the program is rebuilt
+        around a metered copy of the student."""
+        program = None
+        if saved["program_state"] is not None:
+            program = rebuild(self._metered(self.student), saved.get("structure"))
+            load_program_state(program, saved["program_state"])
+        return saved["score"], program, saved["reason"], saved.get("calls_per_example")
 
-        return self.runtime.checkpointed("candidates", key, lambda: self._run_plan(candidate, best),
-                                         encode=encode, decode=decode)
+    def is_known(self, key: str) -> bool:
+        """Whether a plan (by `plan_key`) was evaluated in this run already (it will not run again)."""
+        return key in self._programs
 
-    def _run_plan(self, candidate: Candidate, best: float | None):
-        """Run the plan on a copy of the student and score its program; a failure gives no score and its reason."""
+    def known_program(self, key: str) -> dspy.Module | None:
+        entry = self._programs.get(key)
+        return entry[1] if entry is not None else None
+
+    def remember(self, key: str, program: dspy.Module) -> None:
+        """Make a program found elsewhere (by a worker's earlier trial) known, so an ensemble member with
+        that plan reuses it as it does in the run that found it."""
+        self._programs.setdefault(key, (None, program, "", None))
+
+    def run_plan(self, candidate: Candidate, best: float | None):
+        """Run the plan on a copy of the student and score its program; a failure gives no score and its reason.
+
+        `best`: the best score of the candidate's lineage as its batch began (screening compares with it)."""
         runtime = self.runtime
         runtime.metric.reset()
         try:

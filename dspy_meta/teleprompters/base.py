@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import threading
 import time
 from abc import abstractmethod
@@ -21,10 +20,11 @@ import dspy
 from dspy.teleprompt import Teleprompter
 from tqdm.auto import tqdm
 
+from dspy_meta.distributed import StudyRunner
 from dspy_meta.errors import BadMetricValue, BudgetExhausted, ConfigError, MetricError, PermanentLMError, RunFailed
 from dspy_meta.programs import rebuild, structure_of
 from dspy_meta.runtime.calls import DEFAULT_CALL_TIMEOUT_S
-from dspy_meta.runtime.checks import GuardedMetric, data_hash, forward_inputs
+from dspy_meta.runtime.checks import GuardedMetric, data_hash, forward_inputs, sample_valset, split_trainset
 from dspy_meta.runtime.factory import Runtime, build_runtime
 from dspy_meta.runtime.fingerprint import class_code_hash, code_hash, lm_identity
 from dspy_meta.runtime.program_state import copy_program_state, program_state
@@ -58,15 +58,6 @@ def _summary(results) -> str:
     wall = f"; {results.wall_seconds:.1f} s" if results.wall_seconds is not None else ""
     return (f"validation {shown(results.baseline_score)} -> {shown(results.best_score)} (returned {winner}); "
             f"LM calls program/optimizer/meta {calls}{wall}{stopped}")
-
-
-def split_trainset(trainset: list) -> tuple[list, list]:
-    """MIPROv2's split when no valset is given: the last 80% (at most 1000) validate."""
-    if len(trainset) < 2:
-        raise ValueError("trainset must have at least 2 examples when no valset is given")
-    valset_size = min(1000, max(1, int(len(trainset) * 0.80)))
-    cutoff = len(trainset) - valset_size
-    return trainset[:cutoff], trainset[cutoff:]
 
 
 def _check_seed(seed) -> None:
@@ -144,13 +135,17 @@ class MetaSearch(_OwnRunTeleprompter):
         use_mlflow: log the compile to MLflow as one run with a nested run per candidate (see
             `dspy_meta.tracking`): True always (MLflow must be installed), False never, None when
             ``mlflow.dspy.autolog(log_compiles=True)`` is on.
+        storage: distribute the candidates: an Optuna storage URL or object, or a
+            `dspy_meta.distributed.StudyStorage`; workers (`dspy_meta.distributed.run_worker`) run them.
+        study_name: the run's study in `storage` (None: derived from the run's settings, data and LMs).
     """
 
     def __init__(self, metric: Callable, *, budget: MetaBudget | dict | None = None, task_model=None,
                  prompt_model=None, meta_model=None, num_threads: int | None = None, seed: int = 9,
                  display_progress: bool = True, run_dir: str | None = None,
                  usage_limits: UsageLimits | dict | None = None, max_metric_failures: int = 10,
-                 call_timeout: float | None = DEFAULT_CALL_TIMEOUT_S, use_mlflow: bool | None = None):
+                 call_timeout: float | None = DEFAULT_CALL_TIMEOUT_S, use_mlflow: bool | None = None,
+                 storage=None, study_name: str | None = None):
         self.metric = metric
         self.budget = budget
         self.task_model = task_model
@@ -164,6 +159,8 @@ class MetaSearch(_OwnRunTeleprompter):
         self.max_metric_failures = max_metric_failures
         self.call_timeout = call_timeout
         self.use_mlflow = use_mlflow
+        self.storage = storage
+        self.study_name = study_name
 
     # -- what subclasses write ---------------------------------------------------
     @abstractmethod
@@ -215,8 +212,7 @@ class MetaSearch(_OwnRunTeleprompter):
         trainset, valset = self._validate_data(student, trainset, valset)
         metric = GuardedMetric(self.metric, self.max_metric_failures)
         metric.probe(valset[0])
-        if len(valset) > budget.max_valset:
-            valset = random.Random(seed).sample(valset, budget.max_valset)
+        valset = sample_valset(valset, budget.max_valset, seed)
         lms = self._resolve_lms(student)
         _check_prices(limits, lms)
         teacher = single_teacher(teacher, student)
@@ -231,12 +227,19 @@ class MetaSearch(_OwnRunTeleprompter):
                                                                           inputs=inputs, settings=settings),
                                           {"input_optimizers.json": inputs}):
             with store.locked() if store else contextlib.nullcontext():  # one process at a time in a run_dir
-                self._open_store(store, seed, budget, trainset, valset, student, lms, teacher, teacher_settings)
+                fingerprint = self._run_fingerprint(seed, budget, trainset, valset, student, lms, teacher,
+                                                    teacher_settings)
+                self._open_store(store, fingerprint)
                 runtime = build_runtime(lms, metric=metric, num_threads=self.num_threads, limits=limits,
                                         store=store, call_timeout=self.call_timeout)
                 runtime.replay_unfinished()
+                runner = None if self.storage is None else StudyRunner.open(
+                    self.storage, self.study_name, fingerprint, optimizer=type(self).__name__, lms=lms,
+                    num_threads=self.num_threads, call_timeout=self.call_timeout)
                 evaluator = self._search(runtime, student, trainset, valset, seed, budget, teacher, teacher_settings,
-                                         tracker=tracker)
+                                         tracker=tracker, runner=runner)
+                if runner is not None:
+                    runner.finish(evaluator)
             program = self._finish(student, evaluator)
             tracker.finish(program.meta_results_, program)
         return program
@@ -259,13 +262,14 @@ class MetaSearch(_OwnRunTeleprompter):
         return {}
 
     def _search(self, runtime: Runtime, student, trainset, valset, seed, budget: MetaBudget, teacher,
-                teacher_settings, tracker: Tracker | None = None) -> Evaluator:
+                teacher_settings, tracker: Tracker | None = None, runner: StudyRunner | None = None) -> Evaluator:
         started = time.perf_counter()
         with tqdm(total=self._planned_candidates(budget), desc=type(self).__name__, unit="candidate",
                   disable=not self.display_progress) as progress:
             evaluator = Evaluator(runtime, student, trainset, valset, seed, progress=progress,
                                   screen=Screen(budget.screen_size, budget.screen_confidence_pct / 100, seed),
-                                  teacher=teacher, teacher_settings=teacher_settings, tracker=tracker or NullTracker())
+                                  teacher=teacher, teacher_settings=teacher_settings, tracker=tracker or NullTracker(),
+                                  **({"runner": runner} if runner is not None else {}))
             evaluator.results.valset_size, evaluator.results.seed = len(valset), seed
             try:
                 with quiet(not self.display_progress), runtime.activate():
@@ -291,25 +295,26 @@ class MetaSearch(_OwnRunTeleprompter):
         evaluator.results.wall_seconds = time.perf_counter() - started
         return evaluator
 
-    def _open_store(self, store: RunStore | None, seed, budget, trainset, valset, student, lms, teacher=None,
-                    teacher_settings=None) -> None:
-        """Check the run's checkpoint folder belongs to these settings (`RunDirError` naming what changed).
+    def _run_fingerprint(self, seed, budget, trainset, valset, student, lms, teacher=None,
+                         teacher_settings=None) -> dict[str, Any]:
+        """What identifies the run: its run_dir and its study belong to these settings, data, program, metric
+        and LMs. Usage limits are not part of it: a run stopped by a limit resumes with a higher one."""
+        return {"optimizer": type(self).__name__, "seed": seed, "budget": budget.to_dict(),
+                "trainset": data_hash(trainset), "valset": data_hash(valset),
+                "student": data_hash(program_state(student)),
+                "teacher": data_hash(program_state(teacher)) if teacher is not None else None,
+                "teacher_lm": lm_identity(teacher_settings["lm"]) if (teacher_settings or {}).get("lm") else None,
+                "student_class": f"{type(student).__module__}.{type(student).__qualname__}",
+                "student_code": class_code_hash(type(student)),
+                "lms": [lm_identity(lm) for lm in lms.values()],
+                "metric": getattr(self.metric, "__qualname__", type(self.metric).__qualname__),
+                "metric_code": code_hash(self.metric),
+                "max_metric_failures": self.max_metric_failures, **self._fingerprint(budget)}
 
-        Usage limits are not part of it: a run stopped by a limit resumes with a higher one.
-        """
+    def _open_store(self, store: RunStore | None, fingerprint: dict[str, Any]) -> None:
+        """Check the run's checkpoint folder belongs to this run (`RunDirError` naming what changed)."""
         if store is None:
             return
-        fingerprint = {"optimizer": type(self).__name__, "seed": seed, "budget": budget.to_dict(),
-                       "trainset": data_hash(trainset), "valset": data_hash(valset),
-                       "student": data_hash(program_state(student)),
-                       "teacher": data_hash(program_state(teacher)) if teacher is not None else None,
-                       "teacher_lm": lm_identity(teacher_settings["lm"]) if (teacher_settings or {}).get("lm") else None,
-                       "student_class": f"{type(student).__module__}.{type(student).__qualname__}",
-                       "student_code": class_code_hash(type(student)),
-                       "lms": [lm_identity(lm) for lm in lms.values()],
-                       "metric": getattr(self.metric, "__qualname__", type(self.metric).__qualname__),
-                       "metric_code": code_hash(self.metric),
-                       "max_metric_failures": self.max_metric_failures, **self._fingerprint(budget)}
         if store.open(fingerprint):
             logger.info("resuming the run in %s", self.run_dir)
 
