@@ -1,11 +1,11 @@
-"""Command line: ``dspy-meta run CONFIG [--dry-run]``, ``compare CONFIG``, ``demo``, ``show OUTPUT``,
-``configs``, ``tasks``, ``methods``, ``--version``.
+"""Command line: ``dspy-meta run CONFIG [--dry-run] [--storage URL]``, ``worker --storage URL [--study NAME]``,
+``compare CONFIG``, ``demo``, ``show OUTPUT``, ``configs``, ``tasks``, ``methods``, ``--version``.
 
 A run writes its tables to files (``results.md``, ``results.json``, ``trajectory.png``) and prints a short
 summary to stdout; logs, progress bars and errors go to stderr, so ``dspy-meta run demo > summary.txt``
 keeps only the summary. DSPy's own bars and prints are silenced unless ``-v`` asks for them. CONFIG is a
 file, or the name of a shipped config (``dspy-meta configs`` lists them), so ``dspy-meta run demo`` works
-from any directory.
+from any directory. ``--storage`` queues the meta methods' candidates for ``dspy-meta worker`` processes.
 """
 
 from __future__ import annotations
@@ -97,6 +97,22 @@ def _plan(config, seeds, out_dir) -> str:
     return "\n".join(lines)
 
 
+def _worker(args) -> int:
+    from dspy_meta.distributed import StudyStorage
+    from dspy_meta.errors import ConfigError, StudyMismatch
+    from dspy_meta.experiments.worker_cli import serve_experiment_studies
+    from dspy_meta.runtime.redact import redact
+
+    try:
+        ran = serve_experiment_studies(StudyStorage(args.storage), args.study,
+                                       num_threads=args.num_threads, idle_timeout=args.idle_timeout)
+    except (StudyMismatch, ConfigError, ValueError) as exc:
+        print(f"dspy-meta worker: {redact(exc)}", file=sys.stderr)
+        return 2
+    print(f"dspy-meta worker: {ran} candidate(s) run here")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     # Offline machines: litellm must not try to fetch its price table at import.
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -118,6 +134,16 @@ def main(argv: list[str] | None = None) -> int:
                      help="recompute finished runs whose settings changed (default: refuse)")
     run.add_argument("--dry-run", action="store_true",
                      help="check the config, the task data and the model names, show the plan; call no LM")
+    run.add_argument("--storage", help="queue the meta methods' candidates in this Optuna storage (a URL such as "
+                     "sqlite:///runs/x.db or postgresql+psycopg2://...) for `dspy-meta worker` processes")
+    run.add_argument("--workers-only", action="store_true",
+                     help="with --storage: leave every candidate to the workers (default: this process runs some too)")
+    worker = commands.add_parser("worker", help="run the candidates of meta runs started with --storage")
+    worker.add_argument("--storage", required=True, help="the driver's Optuna storage URL")
+    worker.add_argument("--study", help="the run's study (default: every unfinished one in the storage)")
+    worker.add_argument("--num-threads", type=int, help="LM requests in flight at once (default: the config's)")
+    worker.add_argument("--idle-timeout", type=float,
+                        help="stop after this many seconds without work (default: when the study is finished)")
     compare = commands.add_parser("compare", help="equal-budget comparison with DSPy's own optimizers "
                                   "(a file, or a shipped compare_* config's name)")
     compare.add_argument("config")
@@ -138,6 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("configs", "tasks", "methods", "show"):
         return _listing(args)
 
+    if args.command == "worker":
+        return _worker(args)
+
     if args.command == "compare":
         from dspy_meta.experiments.compare_cli import compare_command
 
@@ -150,9 +179,14 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "dry_run", False):
             print(_plan(config, getattr(args, "seeds", None), output_folder(config, args.output)))
             return 0
+        storage = None
+        if getattr(args, "storage", None):
+            from dspy_meta.distributed import StudyStorage
+
+            storage = StudyStorage(args.storage, evaluate_here=not getattr(args, "workers_only", False))
         with contextlib.redirect_stdout(sys.stderr):  # whatever the run prints (-v: DSPy's bars) is not the summary
             results = run_experiment(config, seeds=getattr(args, "seeds", None), output=args.output,
-                                     force=args.force, quiet=not args.verbose)
+                                     force=args.force, quiet=not args.verbose, storage=storage)
     except ConfigError as exc:
         print(f"dspy-meta: invalid config: {redact(exc)}", file=sys.stderr)
         return 2

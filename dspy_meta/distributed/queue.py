@@ -14,6 +14,7 @@ attributes describe the run (fingerprint, screening, how workers rebuild it), ne
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import inspect
@@ -40,8 +41,9 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["StudyStorage", "StudyQueue", "plan_digest", "default_study_name", "study_storage", "worker_id"]
 
-DESCRIPTION, SCREEN, RECIPE, FINISHED, SUMMARY = ("dspy_meta_run", "dspy_meta_screen", "dspy_meta_recipe",
-                                                  "dspy_meta_finished", "dspy_meta_summary")
+DESCRIPTION, SCREEN, RECIPE, FINISHED, SUMMARY, HEARTBEAT = (
+    "dspy_meta_run", "dspy_meta_screen", "dspy_meta_recipe", "dspy_meta_finished", "dspy_meta_summary",
+    "dspy_meta_heartbeat")
 # MySQL's TEXT column holds 64 KiB; a JSON string of JSON escapes quotes: results go in chunks.
 _CHUNK = 8000
 _LIVE = (TrialState.WAITING, TrialState.RUNNING)
@@ -161,12 +163,17 @@ class StudyQueue:
         queue = cls(settings, study)
         saved = queue.attrs().get(DESCRIPTION)
         if saved is not None and saved != description:
-            raise StudyMismatch(f"study {name!r} in {settings.shown} holds a different run (differs in "
-                                f"{changed_keys(saved, description)}); use another study_name or the original settings")
+            changed = changed_keys(saved.get("fingerprint", {}), description.get("fingerprint", {})) \
+                if isinstance(saved, dict) else ["description"]
+            raise StudyMismatch(f"study {name!r} in {settings.shown} holds a different run (differs in {changed}); "
+                                "use another study_name or the original settings")
         if saved is None:
             queue.set_attr(DESCRIPTION, description)
         if settings.recipe is not None:
             queue.set_attr(RECIPE, settings.recipe)
+        if isinstance(settings.storage, str):  # every process must judge a worker dead after the same silence
+            queue.set_attr(HEARTBEAT, {"heartbeat_interval": settings.heartbeat_interval,
+                                       "grace_period": settings.grace_period, "max_retry": settings.max_retry})
         return queue
 
     @classmethod
@@ -177,14 +184,25 @@ class StudyQueue:
         while True:
             try:
                 queue = cls(settings, _retrying(lambda: optuna.load_study(study_name=name, storage=storage)))
-                if DESCRIPTION in queue.attrs():
-                    return queue
+                attrs = queue.attrs()
+                if DESCRIPTION in attrs:
+                    return queue._with_drivers_heartbeat(attrs.get(HEARTBEAT))
             except KeyError:
                 pass
             if deadline is not None and time.monotonic() >= deadline:
                 raise StudyMismatch(f"no dspy-meta study {name!r} in {settings.shown}: start the run (compile "
                                     "with storage=...) or check the name")
             time.sleep(settings.poll_interval)
+
+    def _with_drivers_heartbeat(self, heartbeat: dict[str, Any] | None) -> StudyQueue:
+        """This study opened with the driver's heartbeat settings (a URL storage's workers follow the driver)."""
+        if heartbeat is None or not isinstance(self.settings.storage, str):
+            return self
+        settings = dataclasses.replace(self.settings, **heartbeat)
+        if settings == self.settings:
+            return self
+        storage = settings.open()
+        return StudyQueue(settings, _retrying(lambda: optuna.load_study(study_name=self.name, storage=storage)))
 
     def attrs(self) -> dict[str, Any]:
         return _retrying(lambda: self.storage.get_study_user_attrs(self.study._study_id))

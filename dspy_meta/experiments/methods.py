@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter
 from collections.abc import Callable
 
 import dspy
 
+from dspy_meta.distributed.queue import study_storage
 from dspy_meta.teleprompters import MetaPromptOptimizer, MetaStructureOptimizer, MetaTeleprompter
 from dspy_meta.teleprompters.meta_teleprompter import default_input_optimizers
 from dspy_meta.optimizers.spec import OptimizerSpec
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["METHOD_RUNNERS", "SampleVote", "run_method"]
+__all__ = ["METHOD_RUNNERS", "META_METHODS", "SampleVote", "run_method"]
 
 
 class SampleVote(dspy.Module):
@@ -65,25 +67,27 @@ def _spec_method(kind: str) -> Callable:
     return run
 
 
-def _meta_kwargs(lms, config, seed, run_dir) -> dict:
+def _meta_kwargs(lms, config, seed, run_dir, storage=None) -> dict:
     return {"budget": config.budget, "task_model": lms["program"], "prompt_model": lms["optimizer"],
             "meta_model": lms["meta"], "num_threads": config.num_threads, "seed": seed,
-            "run_dir": str(run_dir) if run_dir else None}
+            "run_dir": str(run_dir) if run_dir else None, "storage": storage}
 
 
-def _meta_prompt(program, task, lms, config, seed, run_dir=None):
-    return MetaPromptOptimizer(task.metric, _inputs(config)["copro"], **_meta_kwargs(lms, config, seed, run_dir)).compile(
+def _meta_prompt(program, task, lms, config, seed, run_dir=None, storage=None):
+    return MetaPromptOptimizer(task.metric, _inputs(config)["copro"],
+                               **_meta_kwargs(lms, config, seed, run_dir, storage)).compile(
         program, trainset=task.train, valset=task.val)
 
 
-def _meta_structure(program, task, lms, config, seed, run_dir=None):
-    return MetaStructureOptimizer(task.metric, _inputs(config), **_meta_kwargs(lms, config, seed, run_dir)).compile(
+def _meta_structure(program, task, lms, config, seed, run_dir=None, storage=None):
+    return MetaStructureOptimizer(task.metric, _inputs(config), **_meta_kwargs(lms, config, seed, run_dir, storage)).compile(
         program, trainset=task.train, valset=task.val)
 
 
-def _meta_teleprompter(program, task, lms, config, seed, run_dir=None):
+def _meta_teleprompter(program, task, lms, config, seed, run_dir=None, storage=None):
     return MetaTeleprompter(task.metric, max_bootstrapped_demos=config.max_bootstrapped_demos,
-                            max_labeled_demos=config.max_labeled_demos, **_meta_kwargs(lms, config, seed, run_dir)).compile(
+                            max_labeled_demos=config.max_labeled_demos,
+                            **_meta_kwargs(lms, config, seed, run_dir, storage)).compile(
         program, trainset=task.train, valset=task.val)
 
 
@@ -101,7 +105,15 @@ METHOD_RUNNERS: dict[str, Callable] = {
 }
 
 
-def run_method(name: str, program, task, lms, config, seed, run_dir=None):
-    """Run one method; meta methods checkpoint into `run_dir` and resume from it."""
+META_METHODS = ("meta_prompt", "meta_structure", "meta_teleprompter")
+
+
+def run_method(name: str, program, task, lms, config, seed, run_dir=None, storage=None):
+    """Run one method; meta methods checkpoint into `run_dir` and resume from it, and with `storage` (an
+    Optuna storage URL or a `StudyStorage`) queue their candidates for workers (``dspy-meta worker``)."""
+    extra = {}
+    if storage is not None and name in META_METHODS:  # the recipe lets `dspy-meta worker` rebuild the run
+        recipe = {"kind": "experiment", "config": config.to_dict(), "method": name, "seed": seed}
+        extra["storage"] = dataclasses.replace(study_storage(storage), recipe=recipe)
     with dspy.context(lm=lms["program"]):
-        return METHOD_RUNNERS[name](program, task, lms, config, seed, run_dir)
+        return METHOD_RUNNERS[name](program, task, lms, config, seed, run_dir, **extra)

@@ -46,14 +46,14 @@ def run_fingerprint(method: str, seed: int, config: ExperimentConfig, lms: dict,
 
 
 def _run_one(method: str, task, lms: dict, config: ExperimentConfig, seed: int, out_dir: Path,
-             force: bool = False) -> dict[str, Any]:
+             force: bool = False, storage=None) -> dict[str, Any]:
     run_dir = out_dir / method / f"seed{seed}"
     with file_lock(out_dir / method / f".seed{seed}.lock"):  # one process per run; a second waits, then reuses
-        return _run_locked(method, task, lms, config, seed, run_dir, force)
+        return _run_locked(method, task, lms, config, seed, run_dir, force, storage)
 
 
 def _run_locked(method: str, task, lms: dict, config: ExperimentConfig, seed: int, run_dir: Path,
-                force: bool) -> dict[str, Any]:
+                force: bool, storage=None) -> dict[str, Any]:
     finished = run_dir / "record.json"
     fingerprint = run_fingerprint(method, seed, config, lms, task)
     if finished.exists():  # re-running the same command resumes: finished runs are not repeated
@@ -76,7 +76,7 @@ def _run_locked(method: str, task, lms: dict, config: ExperimentConfig, seed: in
     meters = {level: UsageMeter(level) for level in LEVELS}
     metered = {level: meters[level].attach(lm) for level, lm in lms.items()}
     started = time.perf_counter()
-    program = run_method(method, task.make_program(), task, metered, config, seed, run_dir / "checkpoint")
+    program = run_method(method, task.make_program(), task, metered, config, seed, run_dir / "checkpoint", storage)
     compile_seconds = time.perf_counter() - started
     usage = {level: meters[level].snapshot().to_dict() for level in LEVELS}
     results = getattr(program, "meta_results_", None)
@@ -132,7 +132,8 @@ def output_folder(config: ExperimentConfig, output: str | Path | None = None) ->
 
 
 def run_experiment(config: ExperimentConfig, *, seeds: list[int] | None = None, output: str | Path | None = None,
-                   lms: dict[str, dspy.BaseLM] | None = None, force: bool = False, quiet: bool = True) -> dict[str, Any]:
+                   lms: dict[str, dspy.BaseLM] | None = None, force: bool = False, quiet: bool = True,
+                   storage=None) -> dict[str, Any]:
     """Run every method for every seed; write the outputs; return the results dict.
 
     `lms` (program / optimizer / meta) replaces the config's LMs, e.g. with scripted LMs in tests.
@@ -141,7 +142,9 @@ def run_experiment(config: ExperimentConfig, *, seeds: list[int] | None = None, 
     Everything is checked before the first method runs (config, seeds, task data, LMs, and every
     finished result in the output folder against the current settings). A finished method x seed run
     is reused when its settings are unchanged; one of other settings raises `StaleResults` naming what
-    changed, unless `force`, which recomputes it.
+    changed, unless `force`, which recomputes it. With `storage` (an Optuna storage URL or a
+    `dspy_meta.distributed.StudyStorage`), the meta methods' candidates queue in one study per method x seed
+    for ``dspy-meta worker --storage URL`` processes (this process runs them too unless told otherwise).
     """
     seeds = list(seeds) if seeds is not None else list(config.seeds)
     bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, int) or s < 0]
@@ -159,7 +162,7 @@ def run_experiment(config: ExperimentConfig, *, seeds: list[int] | None = None, 
         for seed, method in tqdm(runs, desc=config.name, unit="run"):
             logger.info("running %s, seed %d", method, seed)
             with quiet_scope(quiet):
-                records.append(_run_one(method, task, lms, config, seed, out_dir, force))
+                records.append(_run_one(method, task, lms, config, seed, out_dir, force, storage))
     results = {"config": config.to_dict(), "task": {"name": task.name, "description": task.description,
                                                     "source": task.source, "split_note": task.split_note,
                                                     "sizes": [len(task.train), len(task.val), len(task.test)]},

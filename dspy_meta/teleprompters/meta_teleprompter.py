@@ -64,7 +64,8 @@ class MetaTeleprompter(MetaSearch):
         verbose, metric_threshold: accepted so MIPROv2 calls keep working; no effect (a warning says so).
         budget: an explicit `MetaBudget` (or dict, e.g. loaded from ``configs/*.yaml``).
         optimizers: input optimizer specs (list or name -> spec); default COPRO, MIPROv2 and BootstrapFewShot.
-        display_progress, run_dir, usage_limits, max_metric_failures, use_mlflow: as in `MetaSearch`.
+        display_progress, run_dir, usage_limits, max_metric_failures, use_mlflow, storage, study_name: as in
+            `MetaSearch` (`storage`: candidates queue in an Optuna study for workers, see `dspy_meta.distributed`).
 
     The returned program has ``meta_results_``: every candidate with its score, the accepted
     path, the learned optimizers and plan, and LM usage per level.

@@ -64,7 +64,7 @@ def compile_toy(lms: list[ScriptedEngine], *, url: str | None = None, evaluate_h
                 run_dir: str | None = None, **kwargs):
     extra = {"storage": storage(url, evaluate_here=evaluate_here), "study_name": STUDY} if url else {}
     teleprompter = MetaTeleprompter(shout_metric, task_model=lms[0].as_lm(), prompt_model=lms[1].as_lm(),
-                                    meta_model=lms[2].as_lm(), run_dir=run_dir, **SETTINGS, **extra, **kwargs)
+                                    meta_model=lms[2].as_lm(), run_dir=run_dir, **{**SETTINGS, **extra, **kwargs})
     return teleprompter.compile(Shout(), trainset=data()[0], valset=data()[1])
 
 
