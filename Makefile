@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python >/dev/null 2>&1 && echo python || echo pytho
 # llama.cpp's native build uses CPU instructions (AMX) some machines advertise but trap: build portably.
 LLAMA_CMAKE_ARGS = -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF
 
-.PHONY: setup demo test test-fast test-local
+.PHONY: setup demo test test-fast test-local test-postgres
 
 # The portable build is installed unless exactly llama-cpp-python 0.3.36 is already there (another version
 # would make the pinned `local` extra rebuild it natively).
@@ -22,6 +22,11 @@ test: test-fast test-local
 test-fast:
 	$(PYTHON) -m pip install -q -e '.[dev]'
 	$(PYTHON) -m pytest -q
+
+# The distributed tests against a real PostgreSQL server: installs Debian's package if needed, starts a
+# throwaway cluster, runs the tests marked postgres, removes the cluster (.ci/run's step after the fast suite).
+test-postgres:
+	PYTHON=$(PYTHON) bash .ci/postgres_tests.sh
 
 # Tests against the real local model (tests marked local_lm); `setup` builds and installs it first.
 test-local: setup

@@ -169,6 +169,7 @@ class StudyQueue:
                                 "use another study_name or the original settings")
         if saved is None:
             queue.set_attr(DESCRIPTION, description)
+        queue.set_attr(FINISHED, False)  # a resumed run (a higher usage limit) needs its workers again
         if settings.recipe is not None:
             queue.set_attr(RECIPE, settings.recipe)
         if isinstance(settings.storage, str):  # every process must judge a worker dead after the same silence
@@ -262,10 +263,13 @@ class StudyQueue:
                 continue
             earlier = [t for t in self.trials_of(trial.user_attrs.get("plan_digest", ""))
                        if t.number < trial.number and t.state != TrialState.FAIL]
-            if earlier:
-                self._finish(trial._trial_id, {"duplicate_of": earlier[0].number, "worker": worker}, None)
+            try:
+                if earlier:
+                    self._finish(trial._trial_id, {"duplicate_of": earlier[0].number, "worker": worker}, None)
+                    continue
+                self._set_trial_attr(trial._trial_id, "worker", worker)
+            except UpdateFinishedTrialError:  # taken for dead already (a slow storage): its copy will be queued
                 continue
-            self._set_trial_attr(trial._trial_id, "worker", worker)
             return self.storage.get_trial(trial._trial_id)
         return None
 

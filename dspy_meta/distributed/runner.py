@@ -154,6 +154,8 @@ class StudyRunner(CandidateRunner):
         metric = evaluator.runtime.metric
         runtime = build_runtime(self._lms, metric=GuardedMetric(metric.metric, metric.max_failures),
                                 num_threads=self._num_threads, call_timeout=self._call_timeout)
+        for level, meter in runtime.meters.items():  # the run's guard: its halts and usage limits stop these calls too
+            meter.guard = evaluator.runtime.meters[level].root_guard()
         template = Evaluator(runtime, evaluator.student, evaluator.trainset, evaluator.valset, evaluator.seed,
                              screen=evaluator.screen, teacher=evaluator.teacher,
                              teacher_settings=evaluator.teacher_settings)

@@ -65,12 +65,12 @@ class TrialWorker:
         """Run trials until the study is finished (or nothing came for `idle_timeout` seconds); how many ran."""
         ran, idle_since = 0, time.monotonic()
         while True:
+            if self.queue.finished:  # before claiming: a trial left waiting by a stopped run is not run
+                logger.info("worker %s: study %s is finished (%d trials run here)", self.name, self.queue.name, ran)
+                return ran
             if self.run_one():
                 ran, idle_since = ran + 1, time.monotonic()
                 continue
-            if self.queue.finished:
-                logger.info("worker %s: study %s is finished (%d trials run here)", self.name, self.queue.name, ran)
-                return ran
             if idle_timeout is not None and time.monotonic() - idle_since > idle_timeout:
                 logger.warning("worker %s: no trial for %.0f s; stopping", self.name, idle_timeout)
                 return ran

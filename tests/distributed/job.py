@@ -57,7 +57,7 @@ def engines(**program_options) -> list[ScriptedEngine]:
 
 
 def storage(url: str, *, evaluate_here: bool = True) -> StudyStorage:
-    return StudyStorage(url, heartbeat_interval=1, grace_period=2, poll_interval=0.1, evaluate_here=evaluate_here)
+    return StudyStorage(url, heartbeat_interval=1, grace_period=3, poll_interval=0.1, evaluate_here=evaluate_here)
 
 
 def compile_toy(lms: list[ScriptedEngine], *, url: str | None = None, evaluate_here: bool = True,
