@@ -35,11 +35,12 @@ from optuna.trial import FrozenTrial, TrialState
 
 from dspy_meta.errors import StudyMismatch
 from dspy_meta.runtime.fingerprint import changed_keys, digest
-from dspy_meta.runtime.redact import redact
+from dspy_meta.runtime.redact import is_secret_setting, redact
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["StudyStorage", "StudyQueue", "plan_digest", "default_study_name", "study_storage", "worker_id"]
+__all__ = ["StudyStorage", "StudyQueue", "plan_digest", "default_study_name", "study_storage", "worker_id",
+           "model_identity"]
 
 DESCRIPTION, SCREEN, RECIPE, FINISHED, SUMMARY, HEARTBEAT = (
     "dspy_meta_run", "dspy_meta_screen", "dspy_meta_recipe", "dspy_meta_finished", "dspy_meta_summary",
@@ -116,6 +117,17 @@ def _rdb_storage(url: str, heartbeat_interval: int, grace_period: int, max_retry
                     raise ValueError(f"cannot open the Optuna storage {redact(url)}: {type(exc).__name__}: "
                                      f"{redact(exc)}") from None
         time.sleep(0.2 + 0.3 * attempt)
+
+
+# Where an LM is reached, not what it is: workers may reach the same model through servers of their own.
+_LOCATION_SETTINGS = ("api_base", "base_url", "api_version", "timeout", "num_retries")
+
+
+def model_identity(lm) -> str:
+    """An LM's model and settings without credentials or where it is served (workers' LMs must match it)."""
+    settings = {k: v for k, v in sorted(getattr(lm, "kwargs", {}).items())
+                if not is_secret_setting(k) and k not in _LOCATION_SETTINGS}
+    return redact(f"{getattr(lm, 'model', type(lm).__name__)} {settings}")
 
 
 def plan_digest(key: str) -> str:

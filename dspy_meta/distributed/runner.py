@@ -27,7 +27,8 @@ from dspy_meta.search.candidates import Candidate
 from dspy_meta.search.evaluator import Evaluator
 from dspy_meta.search.runners import CandidateResult, CandidateRunner
 from dspy_meta.distributed.queue import (
-    FINISHED, SCREEN, SUMMARY, StudyQueue, default_study_name, finished_trial, live, plan_digest, study_storage,
+    FINISHED, SCREEN, SUMMARY, StudyQueue, default_study_name, finished_trial, live, model_identity, plan_digest,
+    study_storage,
 )
 from dspy_meta.distributed.worker import TrialWorker
 
@@ -61,7 +62,8 @@ class StudyRunner(CandidateRunner):
              lms: dict[str, dspy.BaseLM], num_threads: int | None, call_timeout: float | None) -> StudyRunner:
         settings = study_storage(storage)
         name = study_name or default_study_name(optimizer, fingerprint)
-        queue = StudyQueue.create(settings, name, {"fingerprint": fingerprint})
+        queue = StudyQueue.create(settings, name, {"fingerprint": fingerprint, "models": {
+            level: model_identity(lms[level]) for level in ("program", "optimizer")}})
         logger.info("candidates queue in study %r of %s; workers: `dspy-meta worker --storage URL --study %s` "
                     "(experiment runs) or dspy_meta.distributed.run_worker(...)", name, settings.shown, name)
         return cls(queue, lms=lms, num_threads=num_threads, call_timeout=call_timeout)

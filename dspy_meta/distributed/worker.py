@@ -28,7 +28,7 @@ from dspy_meta.search.candidates import Candidate
 from dspy_meta.search.evaluator import Evaluator, encode_result
 from dspy_meta.search.screening import Screen
 from dspy_meta.distributed.queue import (
-    DESCRIPTION, SCREEN, StudyQueue, finished_trial, plan_digest, study_storage, worker_id,
+    DESCRIPTION, SCREEN, StudyQueue, finished_trial, model_identity, plan_digest, study_storage, worker_id,
 )
 
 logger = logging.getLogger(__name__)
@@ -156,10 +156,10 @@ def worker_for(queue: StudyQueue, *, student: dspy.Module, metric, trainset, val
                          "teacher_lm": lm_identity(settings["lm"]) if settings.get("lm") else None,
                          "metric": getattr(metric, "__qualname__", type(metric).__qualname__),
                          "metric_code": code_hash(metric)}, queue.name)
-    lms = fingerprint["lms"]
-    if [lm_identity(program_lm), lm_identity(optimizer_lm)] != lms[:2]:
+    mine = {"program": model_identity(program_lm), "optimizer": model_identity(optimizer_lm)}
+    if mine != description["models"]:  # where each LM is served may differ (a worker's own server)
         raise StudyMismatch(f"this worker's program and optimizer LMs differ from the run of study {queue.name!r}: "
-                            f"it has {[lm_identity(program_lm), lm_identity(optimizer_lm)]}, the run {lms[:2]}")
+                            f"it has {mine}, the run {description['models']}")
     runtime = build_runtime({"program": program_lm, "optimizer": optimizer_lm, "meta": optimizer_lm},
                             metric=GuardedMetric(metric, fingerprint["max_metric_failures"]), num_threads=num_threads,
                             call_timeout=call_timeout)

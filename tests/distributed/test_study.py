@@ -150,3 +150,13 @@ def test_an_experiment_run_queues_its_recipe_and_the_cli_worker_serves_it(tmp_pa
     assert recipe["method"] == "meta_structure" and recipe["config"]["lms"]["program"]["model"] == "scripted/p"
     assert json.dumps(recipe).find("api_key") < 0
     assert results["runs"][0]["method"] == "meta_structure" and study.user_attrs["dspy_meta_finished"]
+
+
+def test_workers_may_reach_the_model_elsewhere_but_not_use_another_model():
+    from dspy_meta.distributed.queue import model_identity
+
+    here, there = (dspy.LM("openai/program", api_base=base, api_key="sk-PLANTED-0123456789", temperature=0.0)
+                   for base in ("http://10.0.0.1:8000/v1", "http://10.0.0.2:8000/v1"))
+    assert model_identity(here) == model_identity(there) and "sk-PLANTED" not in model_identity(here)
+    assert model_identity(here) != model_identity(dspy.LM("openai/program", temperature=0.7))
+    assert model_identity(here) != model_identity(dspy.LM("openai/other", temperature=0.0))
