@@ -2,6 +2,8 @@
 the refusals (another run's study, a worker with other inputs, a CLI worker for a Python run)."""
 
 import json
+import threading
+import time
 
 import dspy
 import optuna
@@ -160,3 +162,45 @@ def test_workers_may_reach_the_model_elsewhere_but_not_use_another_model():
     assert model_identity(here) == model_identity(there) and "sk-PLANTED" not in model_identity(here)
     assert model_identity(here) != model_identity(dspy.LM("openai/program", temperature=0.7))
     assert model_identity(here) != model_identity(dspy.LM("openai/other", temperature=0.0))
+
+
+def test_an_ensemble_reuses_members_found_by_earlier_trials(tmp_path):
+    """A worker loads the programs of the plans its driver knew from their trials, as a local run reuses them."""
+    def ensemble_meta(call):
+        members = [{"op": "optimize", "ref": "copro"}, {"op": "optimize", "ref": "bootstrap_fewshot"}]
+        return {"analysis": "Vote.", "plan": json.dumps({"op": "ensemble", "members": members})}
+
+    def run(url=None):
+        lms = engines()
+        lms[2] = ScriptedEngine(ensemble_meta)
+        library = {"copro": OptimizerSpec.create("copro", breadth=2, depth=1),
+                   "bootstrap_fewshot": OptimizerSpec.create("bootstrap_fewshot", max_bootstrapped_demos=1,
+                                                             max_labeled_demos=0)}
+        extra = {"storage": storage(url, evaluate_here=False), "study_name": STUDY} if url else {}
+        program = MetaStructureOptimizer(shout_metric, library, budget=BUDGET, seed=0, display_progress=False,
+                                         task_model=lms[0].as_lm(), prompt_model=lms[1].as_lm(),
+                                         meta_model=lms[2].as_lm(), **extra).compile(
+            Shout(), trainset=data()[0], valset=data()[1])
+        return outcome(program)
+
+    local, url = run(), f"sqlite:///{tmp_path / 'ensemble.db'}"
+    found = []
+    driver = threading.Thread(target=lambda: found.append(run(url)), daemon=True)
+    driver.start()
+    while driver.is_alive():  # every trial on a fresh worker: nothing memoized from an earlier trial
+        try:
+            queue = StudyQueue.load(storage(url), STUDY)
+        except (StudyMismatch, ValueError):
+            time.sleep(0.1)
+            continue
+        lms = engines()
+        worker = worker_for(queue, student=Shout(), metric=shout_metric, trainset=data()[0], valset=data()[1],
+                            task_model=lms[0].as_lm(), prompt_model=lms[1].as_lm())
+        if not worker.run_one():
+            time.sleep(0.1)
+    assert found == [local]
+    ensemble = [t for t in optuna.load_study(study_name=STUDY, storage=url).trials
+                if t.user_attrs["plan"].get("op") == "ensemble"]
+    assert len(ensemble) == 1 and len(ensemble[0].user_attrs["known"]) == 2
+    usage = StudyQueue.result_of(ensemble[0])["usage"]
+    assert usage["optimizer"]["calls"] == 0 and usage["program"]["calls"] > 0  # members reused, only scored
