@@ -9,9 +9,10 @@ stock optimizer) is untouched:
 
 - tqdm bars created in a marked context are disabled (DSPy's "Average Metric" bars, BootstrapFewShot's
   and GEPA's bars): ``tqdm.std.tqdm.__init__`` is wrapped to pass ``disable=True``;
-- ``sys.stdout`` is wrapped: a write made by code of DSPy or a library it drives (gepa, litellm), in a
-  marked context, is dropped ("Bootstrapped 4 full traces ...", "Bootstrapping set 1/3"); the caller's
-  own prints (a debugging print in a metric) still come through;
+- ``sys.stdout`` is wrapped: a write made in a marked context is dropped ("Bootstrapped 4 full traces
+  ...", "Bootstrapping set 1/3"), a debugging print in a metric included (log it, or run with
+  ``display_progress=True``). Which code printed is not asked: reading the caller's frame from a
+  stream write segfaulted CPython 3.11 here, under threads;
 - records of DSPy's loggers below `QUIET_LOG_LEVEL` logged in a marked context are dropped by a filter
   on the handlers of the ``dspy`` logger and of the root logger.
 
@@ -38,7 +39,6 @@ __all__ = ["quiet", "in_quiet_context", "QUIET_LOG_LEVEL"]
 
 _MARK = "dspy_meta_quiet"
 QUIET_LOG_LEVEL = logging.ERROR  # DSPy's records below this level are dropped in a quiet context
-_NOISY_MODULES = ("dspy", "gepa", "litellm")  # whose prints to stdout are dropped in a quiet context
 _TQDM_DISABLE_POSITION = 10  # tqdm.__init__(iterable, desc, total, leave, file, ncols, mininterval,
                              # maxinterval, miniters, ascii, disable, ...)
 
@@ -48,20 +48,14 @@ def in_quiet_context() -> bool:
     return bool(dspy.settings.get(_MARK, False))
 
 
-def _from_noisy_module(frame) -> bool:
-    name = (frame.f_globals.get("__name__") or "") if frame is not None else ""
-    return any(name == module or name.startswith(module + ".") for module in _NOISY_MODULES)
-
-
 class _FilteredStdout:
-    """``sys.stdout`` as it was, less what DSPy's code writes in a quiet context."""
+    """``sys.stdout`` as it was, less what is written in a quiet context."""
 
     def __init__(self, wrapped):
         self.wrapped = wrapped
 
     def write(self, text):
-        # `print` is a builtin: the frame just above this one is the code that printed.
-        if in_quiet_context() and _from_noisy_module(sys._getframe(1)):
+        if in_quiet_context():
             return len(text)
         return self.wrapped.write(text)
 
