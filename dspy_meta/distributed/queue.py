@@ -34,6 +34,7 @@ from optuna.exceptions import StorageInternalError, UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
 from dspy_meta.errors import StudyMismatch
+from dspy_meta.runtime.files import file_lock
 from dspy_meta.runtime.fingerprint import changed_keys, digest
 from dspy_meta.runtime.redact import is_secret_setting, redact
 
@@ -240,11 +241,21 @@ class StudyQueue:
         _retrying(lambda: self.study.enqueue_trial({}, user_attrs=attrs))
 
     def fail_stale(self) -> None:
-        """Fail the running trials whose worker stopped beating (the retry callback queues copies)."""
-        with warnings.catch_warnings():
+        """Fail the running trials whose worker stopped beating (the retry callback queues copies).
+
+        On SQLite the check is serialised between processes: SQLite ignores the row lock Optuna takes,
+        so two processes could both fail the same trial and each queue a copy of it.
+        """
+        with warnings.catch_warnings(), self._sqlite_lock():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             with contextlib.suppress(StorageInternalError):
                 optuna.storages.fail_stale_trials(self.study)
+
+    def _sqlite_lock(self) -> contextlib.AbstractContextManager:
+        url = self.settings.storage
+        if not isinstance(url, str) or not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
+            return contextlib.nullcontext()
+        return file_lock(url[len("sqlite:///"):].split("?")[0] + ".stale.lock")
 
     @property
     def retries_stale(self) -> bool:

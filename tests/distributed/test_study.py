@@ -204,3 +204,31 @@ def test_an_ensemble_reuses_members_found_by_earlier_trials(tmp_path):
     assert len(ensemble) == 1 and len(ensemble[0].user_attrs["known"]) == 2
     usage = StudyQueue.result_of(ensemble[0])["usage"]
     assert usage["optimizer"]["calls"] == 0 and usage["program"]["calls"] > 0  # members reused, only scored
+
+
+def test_a_stale_trial_seen_by_several_processes_at_once_is_retried_once(tmp_path):
+    # SQLite ignores the row lock Optuna takes when it fails a stale trial: unserialised, every process that
+    # looks at once fails the trial again and queues another copy of it.
+    url = f"sqlite:///{tmp_path / 'stale.db'}"
+    settings = StudyStorage(url, heartbeat_interval=1, grace_period=1, poll_interval=0.05)
+    queue = StudyQueue.create(settings, "stale", {"fingerprint": {}})
+    queue.enqueue({"plan_digest": "p"})
+    claimed = queue.claim("doomed:1")
+    assert claimed is not None
+    time.sleep(2.5)  # its worker "died": no heartbeat since the claim
+    lookers = [StudyQueue(settings, optuna.load_study(study_name="stale", storage=settings.open())) for _ in range(6)]
+    barrier = threading.Barrier(len(lookers))
+
+    def look(q):
+        barrier.wait()
+        q.fail_stale()
+
+    threads = [threading.Thread(target=look, args=(q,)) for q in lookers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    trials = queue.trials()
+    assert [t.state for t in trials if t.number == claimed.number] == [TrialState.FAIL]
+    copies = [t for t in trials if t.system_attrs.get("failed_trial") == claimed.number]
+    assert len(copies) == 1 and copies[0].state == TrialState.WAITING
