@@ -6,15 +6,19 @@ Measures, on the scripted "shout" task:
   3. parallel efficiency of a full MetaTeleprompter compile at several thread counts (50 ms LM), with the
      run's dependency floor (its wall time when threads are unlimited) and its CPU time (0 ms LM);
   4. calls per meta step, and the meta level's share of program-level tokens;
-  5. evaluation cost cutting: calls saved by minibatch screening, and its result vs full evaluation.
+  5. evaluation cost cutting: calls saved by minibatch screening, and its result vs full evaluation;
+  6. distributed meta search: wall time of a compile with 1, 2, 4 worker processes against the ideal, and
+     the storage overhead per candidate (`perf_distributed.py`).
 
 Two simulated optimizer LMs ("workloads"): `repeating` answers the same request with the same words,
 so many candidate programs coincide and their evaluations are answered from the run's memo; `sampling`
 words every sample differently, as a real LM at temperature 1 does, so every candidate is a new
 program that must be evaluated.
 
-Run:  python benchmarks/perf.py [--latency-ms 50] [--threads 1 4 16] [--json benchmarks/perf_results.json]
-Prints a table and writes JSON. It measures; it asserts nothing.
+Run:  python benchmarks/perf.py [--latency-ms 50] [--threads 1 4 16] [--sections distributed ...]
+                                [--json benchmarks/perf_results.json]
+Prints a table and writes JSON (the sections run replace theirs in it, the others are kept). It measures;
+it asserts nothing.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from dspy_meta.testing import ScriptedEngine  # noqa: E402
 from dspy_meta.testing.toy_task import (  # noqa: E402
     Shout, aligning_meta_responder, shout_examples, shout_metric, shout_optimizer_responder, shout_program_responder,
 )
+from perf_distributed import distributed, print_table as _print_distributed  # noqa: E402
 
 BUDGET = MetaBudget(prompt_steps=2, structure_steps=2, copro_breadth=3, copro_depth=2, mipro_candidates=3,
                     mipro_trials=4, max_valset=40)
@@ -274,23 +279,26 @@ def screening(workload: str, screen_size: int = 10) -> dict:
 
 
 def _print_table(report: dict) -> None:
-    for workload, waste in report["wasted_calls"].items():
+    for workload, waste in report.get("wasted_calls", {}).items():
         print(f"\n1. Wasted calls ({workload} optimizer LM, 0 ms, 4 threads)")
         print(f"   {'level':<10}{'made':>8}{'distinct':>10}{'duplicates':>12}{'samples (T>0)':>15}")
         for level, row in waste["per_level"].items():
             print(f"   {level:<10}{row['made']:>8}{row['distinct']:>10}{row['duplicates']:>12}"
                   f"{row['samples_at_temperature']:>15}")
         print(f"   candidates {waste['candidates']}, recognised as repeats {waste['candidates_reused']}")
-    o = report["overhead"]
-    print(f"\n2. Overhead (0 ms LM, {o['calls']} calls per evaluation, every call new): ratio to plain dspy.Evaluate")
-    print(f"   {'':<14}{'plain s':>9}{'metered':>9}{'ours':>8}{'us/call':>9}{'bookkeeping':>13}{'us/call':>9}")
-    for name in ("no_demos", "with_4_demos"):
-        row = o[name]
-        print(f"   {name:<14}{row['plain_s']:>9.3f}{row['metered_ratio']:>9.3f}{row['ours_ratio']:>8.3f}"
-              f"{row['ours_us_per_call']:>9.0f}{row['bookkeeping_ratio']:>13.3f}{row['bookkeeping_us_per_call']:>9.0f}")
-    print("   ours: the search's path (memos, thread budget, cached DSPy formatting); bookkeeping: the same path "
-          "through an adapter with formatting of its own (not cached)")
-    for run in report["parallel"]:
+    o = report.get("overhead")
+    if o:
+        print(f"\n2. Overhead (0 ms LM, {o['calls']} calls per evaluation, every call new): "
+              "ratio to plain dspy.Evaluate")
+        print(f"   {'':<14}{'plain s':>9}{'metered':>9}{'ours':>8}{'us/call':>9}{'bookkeeping':>13}{'us/call':>9}")
+        for name in ("no_demos", "with_4_demos"):
+            row = o[name]
+            print(f"   {name:<14}{row['plain_s']:>9.3f}{row['metered_ratio']:>9.3f}{row['ours_ratio']:>8.3f}"
+                  f"{row['ours_us_per_call']:>9.0f}{row['bookkeeping_ratio']:>13.3f}"
+                  f"{row['bookkeeping_us_per_call']:>9.0f}")
+        print("   ours: the search's path (memos, thread budget, cached DSPy formatting); bookkeeping: the same path "
+              "through an adapter with formatting of its own (not cached)")
+    for run in report.get("parallel", []):
         print(f"\n3. Parallel efficiency ({run['workload']} optimizer LM, {run['valset']} val examples, "
               f"{report['latency_ms']:g} ms LM): "
               f"dependency floor {run['dependency_floor_s']:.2f}s, CPU {run['cpu_s']:.2f}s")
@@ -298,34 +306,48 @@ def _print_table(report: dict) -> None:
         for row in run["rows"]:
             print(f"   {row['threads']:>7}{row['calls']:>8}{row['wall_s']:>9.2f}{row['ideal_s']:>9.2f}"
                   f"{row['efficiency']:>7.0%}{row['of_achievable']:>15.0%}")
-    for workload, m in report["meta_steps"].items():
+    for workload, m in report.get("meta_steps", {}).items():
         calls = ", ".join(f"{level} {n:.1f}" for level, n in m["mean_calls_per_step"].items())
         print(f"\n4. Per meta step ({workload}, {m['meta_steps']} steps), mean calls: {calls}; "
               f"meta/program token share {m['meta_token_share_of_program']:.2%}")
-    c = report["screening"]
-    print(f"\n5. Minibatch screening ({c['workload']}, {c['screen_size']} of {c['valset']} val examples): "
-          f"program calls {c['program_calls_full']} -> {c['program_calls_screened']} (saved {c['calls_saved']}), "
-          f"{c['screened_out_screened']} candidates screened out, same result: {c['same_result']}")
+    c = report.get("screening")
+    if c:
+        print(f"\n5. Minibatch screening ({c['workload']}, {c['screen_size']} of {c['valset']} val examples): "
+              f"program calls {c['program_calls_full']} -> {c['program_calls_screened']} (saved {c['calls_saved']}), "
+              f"{c['screened_out_screened']} candidates screened out, same result: {c['same_result']}")
+    if "distributed" in report:
+        _print_distributed(report["distributed"])
+
+
+SECTIONS = ("wasted_calls", "overhead", "meta_steps", "screening", "parallel", "distributed")
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS),
+                        help="the rows to measure (default: all)")
     parser.add_argument("--json", default=str(Path(__file__).with_name("perf_results.json")))
     args = parser.parse_args(argv)
     import logging
 
     logging.disable(logging.WARNING)  # the benchmark's own table is the output
+    runs = {"wasted_calls": lambda: {w: wasted_calls(w) for w in WORKLOADS}, "overhead": overhead,
+            "meta_steps": lambda: {w: meta_step_costs(w) for w in WORKLOADS},
+            "screening": lambda: screening("sampling"),
+            "parallel": lambda: [parallel(args.latency_ms, args.threads, w) for w in WORKLOADS]
+            + [parallel(args.latency_ms, args.threads, "sampling", n_val=100)],  # auto="light": 100 val
+            "distributed": lambda: distributed(args.latency_ms)}
     # MIPROv2 draws its evaluations' progress bars and prints its steps whatever it is told: keep them out.
     with contextlib.redirect_stdout(io.StringIO()):
-        report = {"latency_ms": args.latency_ms,
-                  "wasted_calls": {w: wasted_calls(w) for w in WORKLOADS}, "overhead": overhead(),
-                  "meta_steps": {w: meta_step_costs(w) for w in WORKLOADS}, "screening": screening("sampling"),
-                  "parallel": [parallel(args.latency_ms, args.threads, w) for w in WORKLOADS]
-                  + [parallel(args.latency_ms, args.threads, "sampling", n_val=100)]}  # auto="light": 100 val
+        report = {name: runs[name]() for name in SECTIONS if name in args.sections}
+    if "parallel" in report:
+        report["latency_ms"] = args.latency_ms  # the parallel rows' LM latency
     _print_table(report)
-    Path(args.json).write_text(json.dumps(report, indent=1))
+    path = Path(args.json)
+    previous = json.loads(path.read_text()) if path.exists() else {}  # sections not run keep their last results
+    path.write_text(json.dumps({**previous, **report}, indent=1))
     print(f"\nwrote {args.json}")
     return 0
 

@@ -243,8 +243,8 @@ class StudyQueue:
     def fail_stale(self) -> None:
         """Fail the running trials whose worker stopped beating (the retry callback queues copies).
 
-        On SQLite the check is serialised between processes: SQLite ignores the row lock Optuna takes,
-        so two processes could both fail the same trial and each queue a copy of it.
+        On SQLite the check is serialised between processes (as claims are): SQLite ignores the row lock
+        Optuna takes, so two processes could both fail the same trial and each queue a copy of it.
         """
         with warnings.catch_warnings(), self._sqlite_lock():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -255,7 +255,7 @@ class StudyQueue:
         url = self.settings.storage
         if not isinstance(url, str) or not url.startswith("sqlite:///") or url == "sqlite:///:memory:":
             return contextlib.nullcontext()
-        return file_lock(url[len("sqlite:///"):].split("?")[0] + ".stale.lock")
+        return file_lock(url[len("sqlite:///"):].split("?")[0] + ".queue.lock")
 
     @property
     def retries_stale(self) -> bool:
@@ -280,8 +280,11 @@ class StudyQueue:
             if self.heartbeat_interval is not None:  # before the claim: a worker killed right after it is noticed
                 _retrying(lambda: self.storage.record_heartbeat(trial._trial_id))
             try:
-                if not _retrying(lambda: self.storage.set_trial_state_values(trial._trial_id, TrialState.RUNNING)):
-                    continue
+                with self._sqlite_lock():  # SQLite: another process may have read WAITING too
+                    if _retrying(lambda: self.storage.get_trial(trial._trial_id)).state != TrialState.WAITING or \
+                            not _retrying(lambda: self.storage.set_trial_state_values(trial._trial_id,
+                                                                                      TrialState.RUNNING)):
+                        continue
             except UpdateFinishedTrialError:
                 continue
             earlier = [t for t in self.trials_of(trial.user_attrs.get("plan_digest", ""))

@@ -232,3 +232,35 @@ def test_a_stale_trial_seen_by_several_processes_at_once_is_retried_once(tmp_pat
     assert [t.state for t in trials if t.number == claimed.number] == [TrialState.FAIL]
     copies = [t for t in trials if t.system_attrs.get("failed_trial") == claimed.number]
     assert len(copies) == 1 and copies[0].state == TrialState.WAITING
+
+
+def _claim_all(url: str, out: str) -> None:
+    """A process that claims waiting trials of study "claims" until none waits; writes their numbers."""
+    settings = StudyStorage(url, heartbeat_interval=60, poll_interval=0.01)
+    queue = StudyQueue(settings, optuna.load_study(study_name="claims", storage=settings.open()))
+    claimed = []
+    while (trial := queue.claim(f"claimer:{out}")) is not None:
+        claimed.append(trial.number)
+    with open(out, "w") as f:
+        json.dump(claimed, f)
+
+
+def test_processes_claiming_at_once_never_claim_the_same_trial(tmp_path):
+    # Optuna's WAITING -> RUNNING update reads, then writes; on SQLite two processes could both read WAITING.
+    import multiprocessing
+
+    url = f"sqlite:///{tmp_path / 'claims.db'}"
+    settings = StudyStorage(url, heartbeat_interval=60)
+    queue = StudyQueue.create(settings, "claims", {"fingerprint": {}})
+    for i in range(40):
+        queue.enqueue({"plan_digest": f"plan-{i}"})
+    context = multiprocessing.get_context("spawn")
+    outs = [str(tmp_path / f"claimed{i}.json") for i in range(4)]
+    processes = [context.Process(target=_claim_all, args=(url, out)) for out in outs]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+        assert process.exitcode == 0
+    claimed = [number for out in outs for number in json.loads(open(out).read())]
+    assert sorted(claimed) == list(range(40))  # each trial claimed once, by one process
