@@ -89,6 +89,7 @@ def _run_locked(method: str, task, lms: dict, config: ExperimentConfig, seed: in
     program.save(str(run_dir / "program.json"))
     record = {"method": method, "seed": seed, "fingerprint": fingerprint, "val": val, "test": test, "usage": usage,
               "compile_seconds": round(compile_seconds, 2), "wall_seconds": round(time.perf_counter() - started, 2),
+              "lm_seconds": {level: round(meters[level].seconds, 2) for level in LEVELS},  # inside each level's calls
               "trajectory": run_trajectory(program, val, usage)}
     if results is not None:
         (run_dir / "meta_results.json").write_text(json.dumps(results.to_dict(), indent=1))

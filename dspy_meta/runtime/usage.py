@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Annotated, Any, ClassVar
@@ -135,7 +136,12 @@ def _metered_methods(base: type) -> dict:
                 meter.before_call()
             try:
                 with self._dspy_meta_slots or contextlib.nullcontext():
-                    return call_within(self._dspy_meta_timeout, lambda: base.__call__(self, *args, **kwargs))
+                    started = time.perf_counter()  # inside the slot: time waiting for a thread is not LM time
+                    answer = call_within(self._dspy_meta_timeout, lambda: base.__call__(self, *args, **kwargs))
+                    elapsed = time.perf_counter() - started
+                for meter in self._dspy_meta_meters:
+                    meter.add_seconds(elapsed)
+                return answer
             except Exception as exc:
                 for meter in self._dspy_meta_meters:
                     meter.count_failed()
@@ -196,6 +202,7 @@ class UsageMeter:
         self.parent = parent  # a branch's meter: usage replayed from a checkpoint counts for the run too
         self.guard: _Guard | None = None
         self._usage = LevelUsage()
+        self._seconds = 0.0  # wall time inside this level's LM requests, summed over threads (not checkpointed)
         self._lock = threading.Lock()
 
     def attach(self, lm: dspy.BaseLM, memo: CallMemo | None = None,
@@ -281,6 +288,16 @@ class UsageMeter:
             self._usage.output_tokens += usage.output_tokens
             if usage.cost is not None:
                 self._usage.cost = (self._usage.cost or 0.0) + usage.cost
+
+    def add_seconds(self, seconds: float) -> None:
+        with self._lock:
+            self._seconds += seconds
+
+    @property
+    def seconds(self) -> float:
+        """Seconds spent inside this level's LM requests (answers from the run's memo cost none)."""
+        with self._lock:
+            return self._seconds
 
     def snapshot(self) -> LevelUsage:
         with self._lock:

@@ -55,6 +55,9 @@ class MetaResults:
     # The search's wall time (baseline score included): not compared, nor in `to_dict`, which a resumed run
     # reproduces exactly.
     wall_seconds: float | None = field(default=None, compare=False)
+    # Seconds inside each level's LM requests, summed over threads (the level's share of the LM time): also
+    # measured, so neither compared nor in `to_dict`.
+    lm_seconds: dict[str, float] = field(default_factory=dict, compare=False)
 
     @property
     def accepted_path(self) -> list[int]:

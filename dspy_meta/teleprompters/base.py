@@ -30,7 +30,7 @@ from dspy_meta.runtime.fingerprint import class_code_hash, code_hash, lm_identit
 from dspy_meta.runtime.program_state import copy_program_state, program_state
 from dspy_meta.runtime.quiet import quiet
 from dspy_meta.runtime.storage import RunStore
-from dspy_meta.runtime.usage import UsageLimits
+from dspy_meta.runtime.usage import LEVELS, UsageLimits
 from dspy_meta.search.budget import MetaBudget
 from dspy_meta.search.evaluator import Evaluator
 from dspy_meta.search.screening import Screen
@@ -56,8 +56,11 @@ def _summary(results) -> str:
     calls = "/".join(str(results.usage[level].calls) for level in ("program", "optimizer", "meta"))
     stopped = f"; stopped: {results.stopped_reason}" if results.stopped_reason else ""
     wall = f"; {results.wall_seconds:.1f} s" if results.wall_seconds is not None else ""
+    busy = sum(results.lm_seconds.values())
+    shares = "/".join(f"{100 * results.lm_seconds.get(level, 0.0) / busy:.0f}%" for level in LEVELS) if busy else ""
+    time_split = f"; LM time program/optimizer/meta {shares}" if shares else ""
     return (f"validation {shown(results.baseline_score)} -> {shown(results.best_score)} (returned {winner}); "
-            f"LM calls program/optimizer/meta {calls}{wall}{stopped}")
+            f"LM calls program/optimizer/meta {calls}{time_split}{wall}{stopped}")
 
 
 def _check_seed(seed) -> None:
@@ -293,6 +296,7 @@ class MetaSearch(_OwnRunTeleprompter):
                 _wait_for_branches(runtime, 5.0)
                 raise
         evaluator.results.wall_seconds = time.perf_counter() - started
+        evaluator.results.lm_seconds = {level: meter.seconds for level, meter in runtime.meters.items()}
         return evaluator
 
     def _run_fingerprint(self, seed, budget, trainset, valset, student, lms, teacher=None,

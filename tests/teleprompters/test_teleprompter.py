@@ -196,3 +196,9 @@ def test_a_run_ends_with_a_one_line_summary(shout_data, caplog):
     assert f"LM calls program/optimizer/meta {results.usage['program'].calls}/" in line
     assert results.winner and f"(returned {results.winner} (" in line  # the winning optimizer and its stage
     assert results.wall_seconds > 0 and line.endswith(f"; {results.wall_seconds:.1f} s")
+    # Each level's share of the time spent inside LM requests, measured by the run's meters.
+    assert set(results.lm_seconds) == {"program", "optimizer", "meta"} and results.lm_seconds["program"] > 0
+    busy = sum(results.lm_seconds.values())
+    shares = "/".join(f"{100 * results.lm_seconds[level] / busy:.0f}%" for level in ("program", "optimizer", "meta"))
+    assert f"; LM time program/optimizer/meta {shares}; " in line
+    assert "lm_seconds" not in results.to_dict()  # measured, so not in what a resumed run reproduces
