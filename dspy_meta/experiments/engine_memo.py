@@ -54,12 +54,5 @@ def memo_lm(model: str, **kwargs) -> dspy.BaseLM:
     """`dspy_meta.lm.make_lm(model, **kwargs)`, with a `MemoEngine` around a local model's engine
     (other LMs are returned as `make_lm` builds them)."""
     from dspy_meta.lm import make_lm
-    from dspy_meta.lm.llama_engine import shared_engine
-    from dspy_meta.lm.registry import LOCAL_MODELS, assemble_model
 
-    local = model[len("local/"):] if model.startswith("local/") else model
-    if local not in LOCAL_MODELS:
-        return make_lm(model, **kwargs)
-    settings = {k: kwargs.pop(k) for k in ("n_ctx", "n_threads", "default_max_tokens") if k in kwargs}
-    engine = MemoEngine(shared_engine(assemble_model(local), name=local, **settings))
-    return dspy.LM(f"local/{local}", engine=engine, **kwargs)
+    return make_lm(model, engine_wrapper=MemoEngine, **kwargs)

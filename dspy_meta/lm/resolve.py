@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import dspy
@@ -39,7 +40,8 @@ def engine_slots(lm: Any) -> int:
     return int(getattr(getattr(lm, "engine", None), "slots", 1) or 1)
 
 
-def make_lm(name: str | dspy.BaseLM, *, cache_dir: str | os.PathLike | None = None, **kwargs: Any) -> dspy.BaseLM:
+def make_lm(name: str | dspy.BaseLM, *, cache_dir: str | os.PathLike | None = None,
+            engine_wrapper: Callable[[Any], Any] | None = None, **kwargs: Any) -> dspy.BaseLM:
     """Build the LM that `name` means.
 
     - a `dspy.BaseLM`: returned as is;
@@ -48,6 +50,7 @@ def make_lm(name: str | dspy.BaseLM, *, cache_dir: str | os.PathLike | None = No
       `default_max_tokens` configure the engine). ``engine_mode="batched"`` decodes concurrent requests
       together (`slots`, `kv_cells`, `n_batch`, `batch_threads`); ``"sequential"`` (the default, see
       `default_engine_mode`) serves one request at a time. Both modes of one file share its weights;
+      `engine_wrapper(engine)`, when given, wraps the local engine (e.g. a memo of its answers);
     - anything else is a litellm model string (``openai/gpt-4o-mini``, ``ollama_chat/llama3``, ...). With
       an ``api_base`` (an OpenAI-compatible server such as llama.cpp or vLLM) the litellm engine is used,
       because DSPy's own HTTP engine sends ``max_completion_tokens``, which those servers ignore.
@@ -68,6 +71,8 @@ def make_lm(name: str | dspy.BaseLM, *, cache_dir: str | os.PathLike | None = No
         engine = shared_engine(assemble_model(local, cache_dir), name=local, **engine_settings)
         if mode == "batched":
             engine = shared_batched_engine(engine, **batched_settings)
+        if engine_wrapper is not None:
+            engine = engine_wrapper(engine)
         return dspy.LM(f"{_LOCAL_PREFIX}{local}", engine=engine, **kwargs)
     if "/" not in name:
         raise ValueError(f"unknown LM {name!r}: use a local model ({sorted(LOCAL_MODELS)}) or a litellm "
