@@ -6,12 +6,13 @@ gets both means and, when known, both per-example scores (in valset order).
 
 from __future__ import annotations
 
+import inspect
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["AcceptanceRule", "ImprovesOnBest", "PairedSignTest", "sign_test_p"]
+__all__ = ["AcceptanceRule", "ImprovesOnBest", "PairedSignTest", "sign_test_p", "rule_accepts"]
 
 Scores = Sequence[float] | None
 
@@ -82,3 +83,22 @@ class PairedSignTest(AcceptanceRule):
         return (f"{verb} the best of {lineage} so far ({best:.3f}): better on {wins}, worse on {losses} of "
                 f"{len(scores)} examples (sign test p={sign_test_p(wins, losses):.3f}, needs <= "
                 f"{1.0 - self.confidence:.2f})")
+
+
+def _takes_example_scores(rule: AcceptanceRule) -> bool:
+    """Whether the rule's `accepts` takes the per-example scores (rules written against the two-argument
+    form keep working)."""
+    try:
+        parameters = inspect.signature(rule.accepts).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in parameters) >= 4 or \
+        any(p.kind == p.VAR_POSITIONAL for p in parameters)
+
+
+def rule_accepts(rule: AcceptanceRule, score: float | None, best: float | None, scores: Scores = None,
+                 best_scores: Scores = None) -> bool:
+    """``rule.accepts``, given the per-example scores when the rule takes them."""
+    if _takes_example_scores(rule):
+        return rule.accepts(score, best, scores, best_scores)
+    return rule.accepts(score, best)

@@ -34,6 +34,11 @@ class MetaBudget(StrictModel):
             minibatches screen out only very clear losers: with 5 examples, a candidate must trail by
             about 0.5.
         max_valset: validation examples used for scoring (a seeded sample when the valset is larger).
+        accept_confidence_pct: a candidate replaces the best so far (of its search, of the run, and finally
+            the unoptimized program) only if its mean is strictly higher and, on the validation examples where
+            the two differ, it wins so often that a one-sided sign test rejects chance at this confidence
+            (`PairedSignTest`): at 80, 3 wins and no loss suffice, 2 do not, 4 wins allow 1 loss. A tie never
+            wins. 0: any strictly higher mean wins.
         copro_breadth / copro_depth: the default COPRO input's budget.
         mipro_candidates / mipro_trials: the default MIPROv2 input's budget.
     """
@@ -48,6 +53,7 @@ class MetaBudget(StrictModel):
     screen_size: _Steps = 0
     screen_confidence_pct: Annotated[int, Field(ge=50, le=99)] = 90
     max_valset: _Positive = 100
+    accept_confidence_pct: Annotated[int, Field(ge=0, le=99)] = 80
     copro_breadth: Annotated[int, Field(ge=2)] = 4
     copro_depth: _Positive = 2
     mipro_candidates: _Positive = 4

@@ -27,13 +27,13 @@ from dspy_meta.programs import rebuild, structure_of
 from dspy_meta.runtime.factory import Runtime
 from dspy_meta.runtime.program_state import load_program_state, program_state, with_predictor_lms
 from dspy_meta.runtime.redact import redact
-from dspy_meta.runtime.scoring import PredictorCalls, score_program
+from dspy_meta.runtime.scoring import PredictorCalls, ProgramScore, evaluate_program
 from dspy_meta.runtime.usage import LEVELS, LevelUsage
-from dspy_meta.search.acceptance import AcceptanceRule, ImprovesOnBest
+from dspy_meta.search.acceptance import AcceptanceRule, ImprovesOnBest, rule_accepts
 from dspy_meta.search.candidates import Candidate, Rejection
 from dspy_meta.search.proposals import Proposer
 from dspy_meta.search.results import CandidateRecord, MetaResults
-from dspy_meta.search.runners import CandidateRunner, LocalRunner
+from dspy_meta.search.runners import CandidateResult, CandidateRunner, LocalRunner
 from dspy_meta.search.screening import Screen
 from dspy_meta.search.strategies.base import SearchStrategy
 from dspy_meta.tracking.base import NullTracker, Tracker
@@ -48,11 +48,12 @@ def _interpreter_stopping(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and "interpreter shutdown" in str(exc)
 
 
-def encode_result(result) -> dict:
-    """A finished candidate's (score, program, reason, calls per example) as JSON-able fields: what its
-    checkpoint holds, and what a worker stores on its trial (`Evaluator.decode_result` reads it back)."""
-    score, program, reason, calls = result
-    return {"score": score, "reason": reason, "calls_per_example": calls,
+def encode_result(result: CandidateResult) -> dict:
+    """A finished candidate's result as JSON-able fields: what its checkpoint holds, and what a worker
+    stores on its trial (`Evaluator.decode_result` reads it back)."""
+    program = result.program
+    return {"score": result.score, "reason": result.reason, "calls_per_example": result.calls_per_example,
+            "example_scores": list(result.example_scores) if result.example_scores is not None else None,
             "structure": structure_of(program) if program is not None else None,
             "program_state": program_state(program) if program is not None else None}
 
@@ -79,9 +80,12 @@ class Evaluator:
     teacher_settings: dict[str, Any] = field(default_factory=dict)  # DSPy settings while bootstrapping (lm=...)
     tracker: Tracker = field(default_factory=NullTracker)  # told of every judged or rejected candidate
     runner: CandidateRunner = field(default_factory=LocalRunner)  # who runs new candidates: here, or workers
-    _programs: dict[str, tuple[float | None, dspy.Module | None, str, float | None]] = field(default_factory=dict)
+    baseline_examples: tuple[float, ...] | None = None  # the unoptimized student's score per validation example
+    _programs: dict[str, CandidateResult] = field(default_factory=dict)
     _incumbents: dict[str, float] = field(default_factory=dict)  # lineage -> its best score so far
+    _incumbent_examples: dict[str, tuple[float, ...] | None] = field(default_factory=dict)  # ... and per example
     _best: tuple[float, dspy.Module] | None = None
+    _best_examples: tuple[float, ...] | None = None
     _progress_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -92,12 +96,17 @@ class Evaluator:
     def best_program(self) -> tuple[float, dspy.Module] | None:
         return self._best
 
+    @property
+    def best_examples(self) -> tuple[float, ...] | None:
+        """The best program's score on each validation example (None when unknown)."""
+        return self._best_examples
+
     def program_of(self, record: CandidateRecord) -> dspy.Module | None:
         """The program a recorded candidate produced (None when it was rejected or failed)."""
         if record.plan is None:
             return None
         entry = self._programs.get(json.dumps(record.plan, sort_keys=True))
-        return entry[1] if entry is not None else None
+        return entry.program if entry is not None else None
 
     def _metered(self, program: dspy.Module) -> dspy.Module:
         """A copy of `program` whose predictor-level LMs (``set_lm``) run through this runtime's program level."""
@@ -147,18 +156,29 @@ class Evaluator:
                 records[i] = record
         return records
 
-    def score_baseline(self) -> float | None:
-        """The unoptimized student's validation score (checkpointed); None when the metric failed too often."""
-        def score() -> float | None:
+    def score_baseline(self) -> ProgramScore | None:
+        """The unoptimized student's validation score and its score per example (checkpointed); None when
+        the metric failed too often."""
+        def score() -> ProgramScore | None:
             self.runtime.metric.reset()
             try:
-                return score_program(self._metered(self.student), self.valset, self.runtime.metric,
-                                     num_threads=self.runtime.num_threads, lm=self.runtime.program_lm)
+                return evaluate_program(self._metered(self.student), self.valset, self.runtime.metric,
+                                        num_threads=self.runtime.num_threads, lm=self.runtime.program_lm)
             except TooManyMetricFailures as exc:
                 logger.warning("could not score the unoptimized program: %s", exc)
                 return None
 
-        return self.runtime.checkpointed("baseline", "baseline", score)
+        def encode(scored: ProgramScore | None) -> dict:
+            return {"value": None if scored is None else scored.mean,
+                    "per_example": None if scored is None else list(scored.per_example)}
+
+        def decode(saved: dict) -> ProgramScore | None:
+            if saved["value"] is None:
+                return None
+            per_example = saved.get("per_example")  # absent in checkpoints of earlier versions
+            return ProgramScore(saved["value"], tuple(per_example) if per_example is not None else ())
+
+        return self.runtime.checkpointed("baseline", "baseline", score, encode=encode, decode=decode)
 
     # -- one candidate ---------------------------------------------------------------
     def _run(self, candidate: Candidate, best: float | None) -> tuple[CandidateRecord, dspy.Module | None]:
@@ -169,32 +189,33 @@ class Evaluator:
                                  analysis=candidate.analysis)
         before = self.runtime.usage()
         if key in self._programs:
-            record.score, program, record.reason, record.calls_per_example = self._programs[key]
+            result = self._programs[key]
             record.reused = True
         else:
-            record.score, program, record.reason, record.calls_per_example = self._checkpointed_run(
-                candidate, key, best)
-            self._programs[key] = (record.score, program, record.reason, record.calls_per_example)
+            result = self._programs[key] = self._checkpointed_run(candidate, key, best)
+        record.score, program, record.reason, record.calls_per_example = result[:4]
+        record.example_scores = list(result.example_scores) if result.example_scores is not None else None
         spent = {level: u.minus(before[level]) for level, u in self.runtime.usage().items()}
         record.usage = _added(candidate.usage, spent)
         self.results.candidates.append(record)
         self._advance_progress()
         return record, program
 
-    def _checkpointed_run(self, candidate: Candidate, key: str, best: float | None):
-        """(score, program, reason, calls per example) of a plan: from the checkpoint when it finished
-        before, else from the runner (run here, or by a worker)."""
+    def _checkpointed_run(self, candidate: Candidate, key: str, best: float | None) -> CandidateResult:
+        """A plan's result: from the checkpoint when it finished before, else from the runner (run here, or
+        by a worker)."""
         return self.runtime.checkpointed("candidates", key, lambda: self.runner.result(self, candidate, key, best),
                                          encode=encode_result, decode=self.decode_result)
 
-    def decode_result(self, saved: dict):
-        """The (score, program, reason, calls per example) `encode_result` saved; the program is rebuilt
-        around a metered copy of the student."""
+    def decode_result(self, saved: dict) -> CandidateResult:
+        """The result `encode_result` saved; the program is rebuilt around a metered copy of the student."""
         program = None
         if saved["program_state"] is not None:
             program = rebuild(self._metered(self.student), saved.get("structure"))
             load_program_state(program, saved["program_state"])
-        return saved["score"], program, saved["reason"], saved.get("calls_per_example")
+        examples = saved.get("example_scores")  # absent in checkpoints of earlier versions
+        return CandidateResult(saved["score"], program, saved["reason"], saved.get("calls_per_example"),
+                               tuple(examples) if examples is not None else None)
 
     def is_known(self, key: str) -> bool:
         """Whether a plan (by `plan_key`) was evaluated in this run already (it will not run again)."""
@@ -202,21 +223,21 @@ class Evaluator:
 
     def known_program(self, key: str) -> dspy.Module | None:
         entry = self._programs.get(key)
-        return entry[1] if entry is not None else None
+        return entry.program if entry is not None else None
 
     def remember(self, key: str, program: dspy.Module) -> None:
         """Make a program found elsewhere (by a worker's earlier trial) known, so an ensemble member with
         that plan reuses it as it does in the run that found it."""
-        self._programs.setdefault(key, (None, program, "", None))
+        self._programs.setdefault(key, CandidateResult(None, program, "", None))
 
-    def run_plan(self, candidate: Candidate, best: float | None):
+    def run_plan(self, candidate: Candidate, best: float | None) -> CandidateResult:
         """Run the plan on a copy of the student and score its program; a failure gives no score and its reason.
 
         `best`: the best score of the candidate's lineage as its batch began (screening compares with it)."""
         runtime = self.runtime
         runtime.metric.reset()
         try:
-            known = {key: program for key, (_, program, _, _) in self._programs.items() if program is not None}
+            known = {key: entry.program for key, entry in self._programs.items() if entry.program is not None}
             settings = dict(self.teacher_settings)
             if settings.get("lm") is not None:
                 settings["lm"] = runtime.metered("program", settings["lm"])
@@ -228,30 +249,35 @@ class Evaluator:
                                         teacher=teacher)
             screened, reason = self.screen.check(program, best, self.valset, runtime)
             if screened is not None:  # a minibatch score is not comparable: no validation score
-                return None, program, reason, None
+                return CandidateResult(None, program, reason, None)
             counter = PredictorCalls()
             with dspy.context(callbacks=[*dspy.settings.callbacks, counter]):
-                score = score_program(program, self.valset, runtime.metric, num_threads=runtime.num_threads,
-                                      lm=runtime.program_lm)
-            return score, program, "", counter.calls / len(self.valset)
+                scored = evaluate_program(program, self.valset, runtime.metric, num_threads=runtime.num_threads,
+                                          lm=runtime.program_lm)
+            return CandidateResult(scored.mean, program, "", counter.calls / len(self.valset), scored.per_example)
         except (Exception, TooManyMetricFailures) as exc:  # one failing candidate must not end the run
             if runtime.halted is not None or _interpreter_stopping(exc):  # not the candidate's failure:
                 raise RunHalted(runtime.halted or "the interpreter is shutting down") from exc  # nothing is recorded
             reason = f"run failed: {type(exc).__name__}: {redact(exc)}"
             logger.warning("candidate [%s] %s", candidate.stage, reason)
-            return None, None, reason, None
+            return CandidateResult(None, None, reason, None)
 
     def _judge(self, record: CandidateRecord, program: dspy.Module | None) -> None:
         """The one place a candidate is accepted or not: against its lineage's best, and the run's."""
         incumbent = self._incumbents.get(record.lineage)
+        incumbent_examples = self._incumbent_examples.get(record.lineage)
+        examples = tuple(record.example_scores) if record.example_scores is not None else None
         record.best_before = incumbent
-        record.accepted = self.acceptance.accepts(record.score, incumbent)
+        record.accepted = rule_accepts(self.acceptance, record.score, incumbent, examples, incumbent_examples)
         if record.score is not None and not record.reason:
-            record.reason = self.acceptance.reason(record.score, incumbent, record.lineage)
+            record.reason = self.acceptance.reason(record.score, incumbent, record.lineage, examples,
+                                                   incumbent_examples)
         if record.accepted:
             self._incumbents[record.lineage] = record.score
-        if self.acceptance.accepts(record.score, self._best[0] if self._best else None):
-            self._best = (record.score, program)
+            self._incumbent_examples[record.lineage] = examples
+        if rule_accepts(self.acceptance, record.score, self._best[0] if self._best else None, examples,
+                                   self._best_examples):
+            self._best, self._best_examples = (record.score, program), examples
             self.results.best_score, self.results.best_plan = record.score, record.plan
         logger.info("candidate [%s] score=%s: %s", record.stage, record.score, record.reason)
         self.tracker.candidate(record)
@@ -271,7 +297,9 @@ class Evaluator:
         """An evaluator for work beside its siblings: its own runtime branch and records; it knows every
         candidate evaluated so far and shares the progress bar."""
         return dataclasses.replace(self, runtime=self.runtime.branch(), results=MetaResults(),
-                                   _programs=dict(self._programs), _incumbents=dict(self._incumbents), _best=None)
+                                   _programs=dict(self._programs), _incumbents=dict(self._incumbents),
+                                   _incumbent_examples=dict(self._incumbent_examples), _best=None,
+                                   _best_examples=None)
 
     def _merge(self, branches: list[Evaluator]) -> None:
         """Take the branches' records in branch order, as if they had run one after another."""
@@ -281,10 +309,12 @@ class Evaluator:
                 self.results.candidates.append(record)
             self._programs.update(branch._programs)
             self._incumbents.update(branch._incumbents)
+            self._incumbent_examples.update(branch._incumbent_examples)
             self.results.best_optimizers.update(branch.results.best_optimizers)
-            if branch._best is not None and self.acceptance.accepts(branch._best[0],
-                                                                    self._best[0] if self._best else None):
-                self._best = branch._best
+            current = self._best[0] if self._best else None
+            if branch._best is not None and rule_accepts(self.acceptance, branch._best[0], current,
+                                                         branch._best_examples, self._best_examples):
+                self._best, self._best_examples = branch._best, branch._best_examples
                 self.results.best_score, self.results.best_plan = branch.results.best_score, branch.results.best_plan
 
     def _advance_progress(self, *, planned: int = 0) -> None:

@@ -29,12 +29,13 @@ class CandidateRecord:
     reused: bool = False  # identical to an earlier candidate: its score was reused, nothing re-run
     calls_per_example: float | None = None  # the program's predictor calls per validation example (inference cost)
     usage: dict[str, LevelUsage] = field(default_factory=dict)
+    example_scores: list[float] | None = None  # its score on each validation example (paired comparisons)
 
     def to_dict(self) -> dict[str, Any]:
         return {"index": self.index, "stage": self.stage, "plan": self.plan, "score": self.score,
                 "lineage": self.lineage, "best_before": self.best_before, "accepted": self.accepted, "reason": self.reason,
                 "analysis": self.analysis, "reused": self.reused,
-                "calls_per_example": self.calls_per_example,
+                "calls_per_example": self.calls_per_example, "example_scores": self.example_scores,
                 "usage": {level: u.to_dict() for level, u in self.usage.items()}}
 
 
@@ -46,6 +47,7 @@ class MetaResults:
     baseline_score: float | None = None  # the unoptimized student on the valset
     returned_baseline: bool = False  # no candidate beat the student, which was returned unchanged
     stopped_reason: str | None = None  # set when a usage limit ended the run early
+    final_reason: str = ""  # how the best candidate compared with the unoptimized program (the paired margin)
     best_score: float | None = None
     best_plan: dict[str, Any] | None = None
     best_optimizers: dict[str, Any] = field(default_factory=dict)  # prompt-optimized spec per input, as dicts
@@ -88,7 +90,7 @@ class MetaResults:
 
     def to_dict(self) -> dict[str, Any]:
         return {"baseline_score": self.baseline_score, "returned_baseline": self.returned_baseline,
-                "stopped_reason": self.stopped_reason,
+                "stopped_reason": self.stopped_reason, "final_reason": self.final_reason,
                 "best_score": self.best_score, "best_plan": self.best_plan, "best_optimizers": self.best_optimizers,
                 "accepted_path": self.accepted_path, "valset_size": self.valset_size, "seed": self.seed,
                 "winner": self.winner,

@@ -8,7 +8,7 @@ checkpoint, judged in batch order, recorded with its usage) is the same whoever 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:  # the evaluator imports this module
     from dspy_meta.search.candidates import Candidate
@@ -16,8 +16,14 @@ if TYPE_CHECKING:  # the evaluator imports this module
 
 __all__ = ["CandidateRunner", "LocalRunner", "CandidateResult"]
 
-#: (validation score or None, program or None, reason, predictor calls per validation example or None)
-CandidateResult = tuple[Any, Any, str, Any]
+class CandidateResult(NamedTuple):
+    """What running one candidate gave."""
+
+    score: float | None  # the validation score; None when the run failed or was screened out
+    program: Any  # the program it produced (None when the run failed)
+    reason: str  # why it has no score ("" when scored)
+    calls_per_example: float | None  # predictor calls per validation example (its inference cost)
+    example_scores: tuple[float, ...] | None = None  # its score on each validation example, in valset order
 
 
 class CandidateRunner(ABC):

@@ -31,6 +31,7 @@ from dspy_meta.runtime.program_state import copy_program_state, program_state
 from dspy_meta.runtime.quiet import quiet
 from dspy_meta.runtime.storage import RunStore
 from dspy_meta.runtime.usage import LEVELS, UsageLimits
+from dspy_meta.search.acceptance import PairedSignTest, rule_accepts
 from dspy_meta.search.budget import MetaBudget
 from dspy_meta.search.evaluator import Evaluator
 from dspy_meta.search.screening import Screen
@@ -271,6 +272,7 @@ class MetaSearch(_OwnRunTeleprompter):
                   disable=not self.display_progress) as progress:
             evaluator = Evaluator(runtime, student, trainset, valset, seed, progress=progress,
                                   screen=Screen(budget.screen_size, budget.screen_confidence_pct / 100, seed),
+                                  acceptance=PairedSignTest(budget.accept_confidence_pct / 100),
                                   teacher=teacher, teacher_settings=teacher_settings, tracker=tracker or NullTracker(),
                                   **({"runner": runner} if runner is not None else {}))
             evaluator.results.valset_size, evaluator.results.seed = len(valset), seed
@@ -326,7 +328,9 @@ class MetaSearch(_OwnRunTeleprompter):
         """Score the unoptimized student and run the search; side by side when threads allow,
         since nothing in the search needs the baseline score."""
         def score_baseline(branch: Evaluator) -> None:
-            evaluator.results.baseline_score = branch.score_baseline()
+            scored = branch.score_baseline()
+            evaluator.results.baseline_score = scored.mean if scored is not None else None
+            evaluator.baseline_examples = scored.per_example if scored is not None else None
 
         evaluator.run_side_by_side([score_baseline, lambda branch: self._run_search(branch, budget)])
 
@@ -337,13 +341,18 @@ class MetaSearch(_OwnRunTeleprompter):
         results.usage = evaluator.runtime.usage()
         baseline = results.baseline_score
         best = evaluator.best_program
-        if best is not None and best[1] is not None and evaluator.acceptance.accepts(best[0], baseline):
+        accepted = best is not None and best[1] is not None and rule_accepts(
+            evaluator.acceptance, best[0], baseline, evaluator.best_examples, evaluator.baseline_examples)
+        if best is not None and baseline is not None:
+            results.final_reason = evaluator.acceptance.reason(best[0], baseline, "the unoptimized program",
+                                                               evaluator.best_examples, evaluator.baseline_examples)
+        if accepted:
             # The best program's structure around a fresh copy of the student, with the best state: predictor
             # LMs stay the user's objects (a transform's own predictors come with the structure).
             program = copy_program_state(rebuild(student, structure_of(best[1])), best[1])
         else:
-            logger.warning("no candidate optimizer beat the unoptimized program (%s); returning it unchanged",
-                           baseline)
+            logger.warning("no candidate optimizer beat the unoptimized program (%s); returning it unchanged%s",
+                           baseline, f" ({results.final_reason})" if results.final_reason else "")
             program = student.deepcopy()
             results.returned_baseline = True
         program.meta_results_ = results
