@@ -42,7 +42,7 @@ import dspy  # noqa: E402
 from dspy_meta import MetaTeleprompter  # noqa: E402
 from dspy_meta.runtime import LEVELS, GuardedMetric, UsageMeter, build_runtime, score_program  # noqa: E402
 from dspy_meta.search import MetaBudget  # noqa: E402
-from dspy_meta.testing import ScriptedEngine  # noqa: E402
+from dspy_meta.testing import ScriptedEngine, with_latency  # noqa: E402
 from dspy_meta.testing.toy_task import (  # noqa: E402
     Shout, aligning_meta_responder, shout_examples, shout_metric, shout_optimizer_responder, shout_program_responder,
 )
@@ -72,18 +72,12 @@ def _sampling_optimizer():
 WORKLOADS = {"repeating": lambda: shout_optimizer_responder, "sampling": _sampling_optimizer}
 
 
-def _slow(responder, latency_s: float):
-    def respond(call):
-        if latency_s:
-            time.sleep(latency_s)
-        return responder(call)
-    return respond
-
 
 def _engines(latency_s: float, workload: str = "repeating"):
-    return {"program": ScriptedEngine(_slow(lambda c: shout_program_responder(c, demos_help=False), latency_s)),
-            "optimizer": ScriptedEngine(_slow(WORKLOADS[workload](), latency_s)),
-            "meta": ScriptedEngine(_slow(aligning_meta_responder, latency_s))}
+    program = with_latency(lambda c: shout_program_responder(c, demos_help=False), latency_s)
+    return {"program": ScriptedEngine(program),
+            "optimizer": ScriptedEngine(with_latency(WORKLOADS[workload](), latency_s)),
+            "meta": ScriptedEngine(with_latency(aligning_meta_responder, latency_s))}
 
 
 def _data(n_val: int = 40):

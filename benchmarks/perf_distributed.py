@@ -53,7 +53,7 @@ from dspy_meta import MetaTeleprompter  # noqa: E402
 from dspy_meta.distributed import StudyStorage, run_worker  # noqa: E402
 from dspy_meta.runtime.program_state import program_state  # noqa: E402
 from dspy_meta.search import MetaBudget  # noqa: E402
-from dspy_meta.testing import ScriptedEngine  # noqa: E402
+from dspy_meta.testing import ScriptedEngine, with_latency  # noqa: E402
 from dspy_meta.testing.toy_task import (  # noqa: E402
     Shout, aligning_meta_responder, shout_examples, shout_metric, shout_optimizer_responder, shout_program_responder,
 )
@@ -70,18 +70,11 @@ def _data():
     return shout_examples(8), shout_examples(6, offset=8)
 
 
-def _slow(responder, latency_s: float):
-    def respond(call):
-        if latency_s:
-            time.sleep(latency_s)
-        return responder(call)
-    return respond
-
 
 def _engines(latency_s: float) -> list[ScriptedEngine]:
-    return [ScriptedEngine(_slow(lambda c: shout_program_responder(c, demos_help=False), latency_s)),
-            ScriptedEngine(_slow(shout_optimizer_responder, latency_s)),
-            ScriptedEngine(_slow(aligning_meta_responder, latency_s))]
+    return [ScriptedEngine(with_latency(lambda c: shout_program_responder(c, demos_help=False), latency_s)),
+            ScriptedEngine(with_latency(shout_optimizer_responder, latency_s)),
+            ScriptedEngine(with_latency(aligning_meta_responder, latency_s))]
 
 
 def _storage(url: str) -> StudyStorage:

@@ -16,6 +16,7 @@ import json
 import re
 import textwrap
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
@@ -300,3 +301,12 @@ def register_litellm_provider(provider: str, engine: ScriptedEngine) -> None:
 
     others = [p for p in (litellm.custom_provider_map or []) if p.get("provider") != provider]
     litellm.custom_provider_map = [*others, {"provider": provider, "custom_handler": _ScriptedProvider()}]
+
+
+def with_latency(responder: Callable[[ScriptedCall], Any], latency_s: float) -> Callable[[ScriptedCall], Any]:
+    """`responder` answering after `latency_s` seconds, as a remote LM would (for timing benchmarks)."""
+    def respond(call: ScriptedCall) -> Any:
+        if latency_s:
+            time.sleep(latency_s)
+        return responder(call)
+    return respond
