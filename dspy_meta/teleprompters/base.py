@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from dspy_meta.distributed import StudyRunner
 from dspy_meta.errors import BadMetricValue, BudgetExhausted, ConfigError, MetricError, PermanentLMError, RunFailed
+from dspy_meta.lm import engine_slots
 from dspy_meta.programs import rebuild, structure_of
 from dspy_meta.runtime.calls import DEFAULT_CALL_TIMEOUT_S
 from dspy_meta.runtime.checks import GuardedMetric, data_hash, forward_inputs, sample_valset, split_trainset
@@ -62,6 +63,13 @@ def _summary(results) -> str:
     time_split = f"; LM time program/optimizer/meta {shares}" if shares else ""
     return (f"validation {shown(results.baseline_score)} -> {shown(results.best_score)} (returned {winner}); "
             f"LM calls program/optimizer/meta {calls}{time_split}{wall}{stopped}")
+
+
+def _threads_to_fill(program_lm) -> int | None:
+    """The thread budget when none is set: a batched local program LM's slot count (one request per slot
+    keeps its batch full), else None (DSPy's setting; the search runs sequentially)."""
+    slots = engine_slots(program_lm)
+    return slots if slots > 1 else None
 
 
 def _check_seed(seed) -> None:
@@ -126,7 +134,8 @@ class MetaSearch(_OwnRunTeleprompter):
         num_threads: the run's thread budget: at most this many LM requests in flight at once, at all
             levels. Above 1, independent parts of the search run side by side (see `run_branches`);
             the results are those of a sequential run. None: DSPy's ``num_threads`` setting is the
-            budget and the parts of the search run one after another.
+            budget and the parts of the search run one after another; but a program LM on the batched
+            local engine gets its slot count (`dspy_meta.lm.engine_slots`), so evaluations fill its batch.
         seed: seeds example sampling and every inner optimizer run.
         display_progress: show a tqdm bar over candidates, and let the inner optimizers show theirs and print
             as DSPy does. False: no bar, and DSPy's bars, prints and logs below ERROR are silenced for the run
@@ -218,12 +227,13 @@ class MetaSearch(_OwnRunTeleprompter):
         metric.probe(valset[0])
         valset = sample_valset(valset, budget.max_valset, seed)
         lms = self._resolve_lms(student)
+        num_threads = self.num_threads if self.num_threads is not None else _threads_to_fill(lms["program"])
         _check_prices(limits, lms)
         teacher = single_teacher(teacher, student)
         teacher_settings = self._teacher_settings()
         tracker = open_tracker(self.use_mlflow)
         inputs = {name: spec.to_dict() for name, spec in self._input_optimizers(budget).items()}
-        settings = {"seed": seed, "num_threads": self.num_threads, "trainset_size": len(trainset),
+        settings = {"seed": seed, "num_threads": num_threads, "trainset_size": len(trainset),
                     "valset_size": len(valset), **{f"limits.{k}": v for k, v in (limits.model_dump(exclude_none=True)
                                                                                 if limits else {}).items()}}
         store = RunStore(self.run_dir) if self.run_dir is not None else None
@@ -234,12 +244,12 @@ class MetaSearch(_OwnRunTeleprompter):
                 fingerprint = self._run_fingerprint(seed, budget, trainset, valset, student, lms, teacher,
                                                     teacher_settings)
                 self._open_store(store, fingerprint)
-                runtime = build_runtime(lms, metric=metric, num_threads=self.num_threads, limits=limits,
+                runtime = build_runtime(lms, metric=metric, num_threads=num_threads, limits=limits,
                                         store=store, call_timeout=self.call_timeout)
                 runtime.replay_unfinished()
                 runner = None if self.storage is None else StudyRunner.open(
                     self.storage, self.study_name, fingerprint, optimizer=type(self).__name__, lms=lms,
-                    num_threads=self.num_threads, call_timeout=self.call_timeout)
+                    num_threads=num_threads, call_timeout=self.call_timeout)
                 evaluator = self._search(runtime, student, trainset, valset, seed, budget, teacher, teacher_settings,
                                          tracker=tracker, runner=runner)
                 if runner is not None:

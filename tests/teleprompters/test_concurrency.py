@@ -73,6 +73,33 @@ def test_requests_in_flight_never_exceed_num_threads(shout_data, threads):
     assert peak[0] == threads  # busy up to the budget, never past it (3 branches x `threads` evaluations)
 
 
+@pytest.mark.parametrize("slots", [2, 3])
+def test_without_num_threads_a_batched_program_lm_gets_one_request_per_slot(shout_data, slots):
+    """With num_threads=None, a program LM that decodes `slots` requests at once (the batched local engine)
+    sets the run's thread budget to its slot count (else DSPy's num_threads setting is the budget)."""
+    lock, in_flight, peak = threading.Lock(), [0], [0]
+
+    def counted(responder):
+        def respond(call):
+            with lock:
+                in_flight[0] += 1
+                peak[0] = max(peak[0], in_flight[0])
+            time.sleep(0.005)
+            with lock:
+                in_flight[0] -= 1
+            return responder(call)
+        return respond
+
+    program = ScriptedEngine(counted(lambda c: shout_program_responder(c, demos_help=False)))
+    program.slots = slots  # what `dspy_meta.lm.engine_slots` reads on a batched engine
+    engines = [program, ScriptedEngine(counted(shout_optimizer_responder)),
+               ScriptedEngine(counted(aligning_meta_responder))]
+    reference = _compile(_engines(), shout_data, num_threads=1)
+    found = _compile(engines, shout_data, num_threads=None)
+    assert peak[0] == slots
+    assert _records(found.meta_results_) == _records(reference.meta_results_)
+
+
 def test_a_finished_concurrent_run_resumes_without_any_lm_call(tmp_path, shout_data):
     first = _compile(_engines(), shout_data, num_threads=4, run_dir=str(tmp_path)).meta_results_
     engines = _engines()
