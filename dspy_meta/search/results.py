@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from dspy_meta.runtime.usage import LevelUsage
+from dspy_meta.runtime.usage import LEVELS, LevelUsage
 
 __all__ = ["CandidateRecord", "MetaResults"]
 
@@ -87,6 +87,26 @@ class MetaResults:
             return plan_from_dict(self.best_plan).describe()
         except Exception:  # noqa: BLE001 -- a plan saved by another version: name its top-level op
             return str(self.best_plan.get("kind") or self.best_plan.get("op") or "a plan")
+
+    def summary(self) -> str:
+        """One line: validation before -> after, the winner, the calls per level, each level's share of the
+        LM time and the wall time."""
+        def shown(score):
+            return "n/a" if score is None else f"{score:.3f}"
+
+        if self.winner is None:
+            winner = "the unoptimized program"
+        else:
+            stage = next((c.stage for c in self.candidates if c.plan == self.best_plan and c.accepted), None)
+            winner = f"{self.winner} ({stage})" if stage else self.winner
+        calls = "/".join(str(self.usage[level].calls) for level in LEVELS)
+        busy = sum(self.lm_seconds.values())
+        shares = "/".join(f"{100 * self.lm_seconds.get(level, 0.0) / busy:.0f}%" for level in LEVELS) if busy else ""
+        time_split = f"; LM time program/optimizer/meta {shares}" if shares else ""
+        wall = f"; {self.wall_seconds:.1f} s" if self.wall_seconds is not None else ""
+        stopped = f"; stopped: {self.stopped_reason}" if self.stopped_reason else ""
+        return (f"validation {shown(self.baseline_score)} -> {shown(self.best_score)} (returned {winner}); "
+                f"LM calls program/optimizer/meta {calls}{time_split}{wall}{stopped}")
 
     def to_dict(self) -> dict[str, Any]:
         return {"baseline_score": self.baseline_score, "returned_baseline": self.returned_baseline,

@@ -31,7 +31,7 @@ from dspy_meta.runtime.fingerprint import class_code_hash, code_hash, lm_identit
 from dspy_meta.runtime.program_state import copy_program_state, program_state
 from dspy_meta.runtime.quiet import quiet
 from dspy_meta.runtime.storage import RunStore
-from dspy_meta.runtime.usage import LEVELS, UsageLimits
+from dspy_meta.runtime.usage import UsageLimits
 from dspy_meta.search.acceptance import PairedSignTest, rule_accepts
 from dspy_meta.search.budget import MetaBudget
 from dspy_meta.search.evaluator import Evaluator
@@ -43,26 +43,6 @@ from dspy_meta.tracking.records import run_params
 logger = logging.getLogger(__name__)
 
 __all__ = ["MetaSearch", "split_trainset"]
-
-
-def _summary(results) -> str:
-    """One line: validation before -> after, the winner, the calls spent per level and the wall time."""
-    def shown(score):
-        return "n/a" if score is None else f"{score:.3f}"
-
-    if results.winner is None:
-        winner = "the unoptimized program"
-    else:
-        stage = next((c.stage for c in results.candidates if c.plan == results.best_plan and c.accepted), None)
-        winner = f"{results.winner} ({stage})" if stage else results.winner
-    calls = "/".join(str(results.usage[level].calls) for level in ("program", "optimizer", "meta"))
-    stopped = f"; stopped: {results.stopped_reason}" if results.stopped_reason else ""
-    wall = f"; {results.wall_seconds:.1f} s" if results.wall_seconds is not None else ""
-    busy = sum(results.lm_seconds.values())
-    shares = "/".join(f"{100 * results.lm_seconds.get(level, 0.0) / busy:.0f}%" for level in LEVELS) if busy else ""
-    time_split = f"; LM time program/optimizer/meta {shares}" if shares else ""
-    return (f"validation {shown(results.baseline_score)} -> {shown(results.best_score)} (returned {winner}); "
-            f"LM calls program/optimizer/meta {calls}{time_split}{wall}{stopped}")
 
 
 def _threads_to_fill(program_lm) -> int | None:
@@ -366,7 +346,7 @@ class MetaSearch(_OwnRunTeleprompter):
             program = student.deepcopy()
             results.returned_baseline = True
         program.meta_results_ = results
-        logger.info("%s finished: %s", type(self).__name__, _summary(results))
+        logger.info("%s finished: %s", type(self).__name__, results.summary())
         return program
 
     def _validate_data(self, student, trainset, valset) -> tuple[list, list]:
