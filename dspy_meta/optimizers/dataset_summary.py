@@ -12,12 +12,12 @@ import logging
 import threading
 from collections.abc import Callable
 
-import dspy
 from dspy.propose import dataset_summary_generator as _summary
 from dspy.propose.utils import strip_prefix
 
 from dspy_meta.errors import DspyMetaError
 from dspy_meta.optimizers.base import lm_scope
+from dspy_meta.optimizers.capped import DESCRIPTION_TOKENS, CappedPredict
 from dspy_meta.optimizers.prompts import PromptSet
 from dspy_meta.runtime.redact import redact
 
@@ -46,10 +46,12 @@ def summarize_dataset(trainset, batch_size: int, prompt_model, prompts: PromptSe
     batches; stop after five "COMPLETE" answers) and summarised in one last call.
     `stop()` is asked before each call; when it says so, the summary is abandoned.
     """
-    describe = dspy.Predict(prompts[DESCRIBE_DATASET].apply(_summary.DatasetDescriptor), temperature=1.0)
-    describe_more = dspy.Predict(
-        prompts[DESCRIBE_DATASET_MORE].apply(_summary.DatasetDescriptorWithPriorObservations), temperature=1.0)
-    summarize = dspy.Predict(prompts[SUMMARIZE_OBSERVATIONS].apply(_summary.ObservationSummarizer), temperature=1.0)
+    describe = CappedPredict(prompts[DESCRIBE_DATASET].apply(_summary.DatasetDescriptor), DESCRIPTION_TOKENS,
+                             temperature=1.0)
+    describe_more = CappedPredict(prompts[DESCRIBE_DATASET_MORE].apply(
+        _summary.DatasetDescriptorWithPriorObservations), DESCRIPTION_TOKENS, temperature=1.0)
+    summarize = CappedPredict(prompts[SUMMARIZE_OBSERVATIONS].apply(_summary.ObservationSummarizer),
+                              DESCRIPTION_TOKENS, temperature=1.0)
 
     def render(batch) -> str:
         return _summary.order_input_keys_in_string(repr(batch))

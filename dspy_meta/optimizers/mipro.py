@@ -21,6 +21,7 @@ from dspy.teleprompt.utils import get_signature
 from dspy.utils.parallelizer import ParallelExecutor
 
 from dspy_meta.optimizers.base import OptimizerKind, Param, register_kind
+from dspy_meta.optimizers.capped import DESCRIPTION_TOKENS, CappedPredict
 from dspy_meta.optimizers.dataset_summary import (
     DESCRIBE_DATASET, DESCRIBE_DATASET_MORE, SUMMARIZE_OBSERVATIONS, DatasetSummary, summarize_dataset,
 )
@@ -65,8 +66,10 @@ class _PromptedModuleInstruction(_grounded.GenerateModuleInstruction):
 
     def __init__(self, prompts: PromptSet, summary: DatasetSummary | None = None, **kwargs):
         super().__init__(**kwargs)
-        self.describe_program = dspy.Predict(prompts[DESCRIBE_PROGRAM].apply(_grounded.DescribeProgram))
-        self.describe_module = dspy.Predict(prompts[DESCRIBE_MODULE].apply(_grounded.DescribeModule))
+        self.describe_program = CappedPredict(prompts[DESCRIBE_PROGRAM].apply(_grounded.DescribeProgram),
+                                              DESCRIPTION_TOKENS)
+        self.describe_module = CappedPredict(prompts[DESCRIBE_MODULE].apply(_grounded.DescribeModule),
+                                             DESCRIPTION_TOKENS)
         # The generator's fields depend on the proposer's settings; describe those present.
         self.generate_module_instruction = self._generator(prompts, **kwargs)
         if summary is not None and self.use_dataset_summary:

@@ -55,6 +55,7 @@ class ScriptedCall:
     json_mode: bool
     temperature: float | None
     model: str
+    max_tokens: int | None = None
 
     @property
     def prompt_text(self) -> str:
@@ -119,6 +120,7 @@ def _parse_request(index: int, request, model: str) -> ScriptedCall:
         json_mode=json_mode,
         temperature=request.config.temperature,
         model=model,
+        max_tokens=request.config.max_tokens,
     )
 
 
@@ -294,7 +296,8 @@ def register_litellm_provider(provider: str, engine: ScriptedEngine) -> None:
                 system=system,
                 messages=[SimpleNamespace(role=m["role"], text=m["content"]) for m in messages if m["role"] != "system"],
                 config=SimpleNamespace(response_format=(kwargs.get("optional_params") or {}).get("response_format"),
-                                       temperature=(kwargs.get("optional_params") or {}).get("temperature")))
+                                       temperature=(kwargs.get("optional_params") or {}).get("temperature"),
+                                       max_tokens=(kwargs.get("optional_params") or {}).get("max_tokens")))
             response = engine.complete(request)
             return litellm.completion(model="gpt-3.5-turbo", messages=messages,
                                       mock_response=response.message.parts[0].text)

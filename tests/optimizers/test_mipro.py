@@ -35,6 +35,32 @@ def test_mipro_runs_with_dspy_default_prompts(student, shout_data, metric, progr
     assert grounded_proposer.generate_instruction_class().signature.instructions in sent
 
 
+@pytest.mark.parametrize("lm_max_tokens, description_cap", [(350, 160), (100, 100)])
+def test_descriptions_and_summaries_ask_for_short_answers_only(student, shout_data, metric, program_engine,
+                                                              lm_max_tokens, description_cap):
+    """One-paragraph answers are capped at DESCRIPTION_TOKENS (never above the LM's own limit); the
+    instruction itself gets the LM's whole limit."""
+    proposer = ScriptedEngine(_proposer_responder())
+    trainset, valset = shout_data
+    OptimizerSpec.create("mipro_v2", **SMALL).run(
+        student, trainset=trainset, valset=valset, metric=metric,
+        prompt_model=proposer.as_lm(max_tokens=lm_max_tokens), task_model=program_engine.as_lm())
+    limits = {}
+    for call in proposer.calls:
+        limits.setdefault(call.output_fields, set()).add(call.max_tokens)
+    short = [fields for fields in limits if fields in (("program_description",), ("module_description",),
+                                                        ("observations",), ("summary",))]
+    assert len(short) == 4 and all(limits[fields] == {description_cap} for fields in short)
+    assert limits[("proposed_instruction",)] == {lm_max_tokens}
+
+
+def test_only_single_output_signatures_are_capped():
+    from dspy_meta.optimizers.capped import CappedPredict
+
+    with pytest.raises(ValueError, match="single-output"):
+        CappedPredict("question -> reasoning, answer", 100)
+
+
 def test_custom_prompts_reach_the_proposer(student, shout_data, metric, program_engine):
     proposer = ScriptedEngine(_proposer_responder())
     spec = OptimizerSpec.create("mipro_v2", **SMALL).with_prompts(
