@@ -47,6 +47,8 @@ class CallMeter:
         self.cap = cap
         self.cap_hit = False  # a call was refused
         self._counts = _Counts()
+        self._in_flight = 0  # calls admitted but not yet counted: concurrent callers cannot overshoot the cap
+        self._reserved = threading.local()  # whether this thread's admitted call still holds its place
         self._lock = threading.Lock()
 
     def __copy__(self):  # LM copies share their meter
@@ -56,18 +58,30 @@ class CallMeter:
         return self
 
     def before_call(self) -> None:
+        """Admit one call (it holds a place under the cap until it is counted or ends), or refuse it."""
         with self._lock:
-            self._counts.requests += 1
-            if self.cap is not None and self._counts.calls >= self.cap:
-                self._counts.requests -= 1  # refused: it never reached the LM
+            if self.cap is not None and self._counts.calls + self._in_flight >= self.cap:
                 self.cap_hit = True
                 raise CallCapReached(f"{self.level} LM call cap {self.cap} reached ({self._counts.calls} used)")
+            self._counts.requests += 1
+            self._in_flight += 1
+            self._reserved.held = True
+
+    def after_call(self) -> None:
+        """The admitted call ended: free its place if `record` did not already count it."""
+        with self._lock:
+            if getattr(self._reserved, "held", False):
+                self._in_flight -= 1
+                self._reserved.held = False
 
     def record(self, entry: dict) -> None:
         usage = entry.get("usage") or {}
         if getattr(entry.get("response"), "cache_hit", False) or not usage:
             return  # a DSPy cache hit: no model call, no tokens
         with self._lock:
+            if getattr(self._reserved, "held", False):  # its place becomes a counted call
+                self._in_flight -= 1
+                self._reserved.held = False
             self._counts.calls += 1
             self._counts.input_tokens += int(usage.get("prompt_tokens") or usage.get("input_tokens") or 0)
             self._counts.output_tokens += int(usage.get("completion_tokens") or usage.get("output_tokens") or 0)
@@ -91,12 +105,20 @@ class CallMeter:
 
 def _capped_methods(base: type) -> dict:
     def __call__(self, *args, **kwargs):
-        self._dspy_meta_call_meter.before_call()
-        return base.__call__(self, *args, **kwargs)
+        meter = self._dspy_meta_call_meter
+        meter.before_call()
+        try:
+            return base.__call__(self, *args, **kwargs)
+        finally:
+            meter.after_call()
 
     async def acall(self, *args, **kwargs):
-        self._dspy_meta_call_meter.before_call()
-        return await base.acall(self, *args, **kwargs)
+        meter = self._dspy_meta_call_meter
+        meter.before_call()
+        try:
+            return await base.acall(self, *args, **kwargs)
+        finally:
+            meter.after_call()
 
     def update_history(self, entry):
         self._dspy_meta_call_meter.record(entry)

@@ -113,6 +113,7 @@ class _Guard:
         self.limits = limits
         self.meters = meters
         self.halted: str | None = None
+        self._admit = threading.Lock()  # checking the limits and taking a place is one step
 
     def check_halted(self) -> None:
         if self.halted is not None:
@@ -122,9 +123,16 @@ class _Guard:
         self.check_halted()
         if self.limits is None:
             return
-        reason = self.limits.exceeded({level: meter.snapshot() for level, meter in self.meters.items()})
+        reason = self.limits.exceeded({level: meter.snapshot(pending=True) for level, meter in self.meters.items()})
         if reason:
             raise BudgetExhausted(reason)
+
+    def admit(self, meter: UsageMeter) -> None:
+        """Check the limits and let one call of `meter`'s level through, holding its place until it ends:
+        calls in flight count against the limits, so concurrent callers cannot overshoot them."""
+        with self._admit:
+            self.check()
+            meter.hold()
 
 
 def _metered_methods(base: type) -> dict:
@@ -132,8 +140,15 @@ def _metered_methods(base: type) -> dict:
     def metered_call(self, args, kwargs):
         patience = None
         while True:
-            for meter in self._dspy_meta_meters:
-                meter.before_call()
+            admitted = []
+            try:
+                for meter in self._dspy_meta_meters:
+                    meter.before_call()
+                    admitted.append(meter)
+            except BaseException:  # a limit or a halt refused the call: it never happened
+                for meter in admitted:
+                    meter.release()
+                raise
             try:
                 with self._dspy_meta_slots or contextlib.nullcontext():
                     started = time.perf_counter()  # inside the slot: time waiting for a thread is not LM time
@@ -152,6 +167,9 @@ def _metered_methods(base: type) -> dict:
                 for meter in self._dspy_meta_meters:
                     meter.after_error(exc)
                 raise
+            finally:
+                for meter in admitted:
+                    meter.release()
 
     def __call__(self, *args, **kwargs):
         for meter in self._dspy_meta_meters:
@@ -163,15 +181,21 @@ def _metered_methods(base: type) -> dict:
         return memo.get_or_call(key, lambda: metered_call(self, args, kwargs))
 
     async def acall(self, *args, **kwargs):
-        for meter in self._dspy_meta_meters:
-            meter.before_call()
+        admitted = []
         try:
+            for meter in self._dspy_meta_meters:
+                meter.before_call()
+                admitted.append(meter)
             return await base.acall(self, *args, **kwargs)
         except Exception as exc:
-            for meter in self._dspy_meta_meters:
-                meter.count_failed()
-                meter.after_error(exc)
+            if len(admitted) == len(self._dspy_meta_meters):  # the call was made and failed
+                for meter in self._dspy_meta_meters:
+                    meter.count_failed()
+                    meter.after_error(exc)
             raise
+        finally:
+            for meter in admitted:
+                meter.release()
 
     def update_history(self, entry):
         for meter in self._dspy_meta_meters:
@@ -203,6 +227,7 @@ class UsageMeter:
         self.guard: _Guard | None = None
         self._usage = LevelUsage()
         self._seconds = 0.0  # wall time inside this level's LM requests, summed over threads (not checkpointed)
+        self._in_flight = 0  # calls admitted by the run's guard and not yet ended
         self._lock = threading.Lock()
 
     def attach(self, lm: dspy.BaseLM, memo: CallMemo | None = None,
@@ -245,7 +270,24 @@ class UsageMeter:
 
     def before_call(self) -> None:
         if self.guard is not None:
-            self.guard.check()
+            self.guard.admit(self)
+
+    def hold(self) -> None:
+        with self._lock:
+            self._in_flight += 1
+
+    @property
+    def in_flight(self) -> int:
+        """Calls admitted by the run's guard that have not ended yet."""
+        with self._lock:
+            return self._in_flight
+
+    def release(self) -> None:
+        """A call admitted by the guard ended (counted by then, if it reached the model)."""
+        if self.guard is None:
+            return
+        with self._lock:
+            self._in_flight -= 1
 
     def check_halted(self) -> None:
         if self.guard is not None:
@@ -299,9 +341,13 @@ class UsageMeter:
         with self._lock:
             return self._seconds
 
-    def snapshot(self) -> LevelUsage:
+    def snapshot(self, *, pending: bool = False) -> LevelUsage:
+        """Usage so far; with `pending`, calls in flight count as made (what the limits are checked on)."""
         with self._lock:
-            return LevelUsage(**asdict(self._usage))
+            usage = LevelUsage(**asdict(self._usage))
+            if pending:
+                usage.calls += self._in_flight
+            return usage
 
 
 def guard_meters(meters: Mapping[str, UsageMeter], limits: UsageLimits | None) -> None:

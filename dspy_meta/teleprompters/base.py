@@ -94,6 +94,15 @@ def _wait_for_branches(runtime: Runtime, seconds: float) -> None:
         deadline.wait(0.05)
 
 
+def _wait_for_calls(runtime: Runtime, seconds: float) -> None:
+    """After a limit stop: let the LM calls already admitted (other threads') end, up to `seconds`."""
+    pause = threading.Event()
+    for _ in range(int(seconds * 20)):
+        if sum(meter.in_flight for meter in runtime.meters.values()) == 0:
+            return
+        pause.wait(0.05)
+
+
 class _OwnRunTeleprompter(Teleprompter):
     """The direct `Teleprompter` subclass under `MetaSearch`, so that `MetaSearch.compile` is never wrapped by
     ``mlflow.dspy.autolog()``, whatever the import order: autolog patches ``compile`` on Teleprompter's
@@ -272,6 +281,7 @@ class MetaSearch(_OwnRunTeleprompter):
             except BudgetExhausted as stop:
                 logger.warning("stopping: %s; returning the best program found so far", stop)
                 runtime.halt(f"stopped: {stop}")
+                _wait_for_calls(runtime, 60.0)  # their usage counts, so a resumed run does not pay for them again
                 runtime.save_unfinished()
                 evaluator.results.stopped_reason = f"budget: {stop}"
             except PermanentLMError as stop:

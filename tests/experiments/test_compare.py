@@ -146,3 +146,30 @@ def test_shipped_compare_configs_are_valid(path):
     else:  # a full comparison: every method, 3 seeds
         assert set(config.methods) == set(COMPARE_METHODS) and len(config.seeds) == 3
     assert CompareConfig.from_dict(config.to_dict()) == config
+
+
+def test_concurrent_callers_never_pass_the_cap():
+    import threading
+    import time
+
+    def slow(call):
+        time.sleep(0.01)
+        return {"answer": "x"}
+
+    meter = CallMeter("program", cap=10)
+    lm = capped(ScriptedEngine(slow).as_lm(), meter)
+    refused = []
+
+    def caller():
+        try:
+            while True:
+                lm(messages=[{"role": "user", "content": f"q {threading.get_ident()} {time.perf_counter()}"}])
+        except CallCapReached:
+            refused.append(True)
+
+    threads = [threading.Thread(target=caller) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert meter.calls == 10 and meter.cap_hit and len(refused) == 8  # the old check let all 8 in flight pass

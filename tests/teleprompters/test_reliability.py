@@ -79,14 +79,15 @@ def test_completed_run_resumes_without_any_lm_call(tmp_path, shout_data):
 
 @pytest.mark.parametrize("limits, level", [({"program_calls": 25}, "program"), ({"total_calls": 40}, None),
                                            ({"meta_calls": 1}, "meta")])
-def test_usage_limits_stop_cleanly_with_small_overshoot(shout_data, limits, level):
+def test_usage_limits_stop_cleanly_and_are_never_overshot_by_concurrent_calls(shout_data, limits, level):
     results = _compile(_engines(), shout_data, usage_limits=limits, num_threads=4).meta_results_
     cap = next(iter(limits.values()))
     used = results.usage[level].calls if level else sum(u.calls for u in results.usage.values())
-    overshoot = used - cap
-    print(f"limit {limits}: used {used}, overshoot {overshoot} calls")
+    print(f"limit {limits}: used {used} calls")
     assert results.stopped_reason.startswith("budget: ")
-    assert 0 <= overshoot <= 3  # at most the calls in flight on the other threads
+    # Calls in flight hold their place under the limit: 4 threads never pass it (they did by up to 3 calls);
+    # a call that ends while another asks may be counted twice for an instant, so a run can stop a little early.
+    assert cap - 3 <= used <= cap
     unlimited = _compile(_engines(), shout_data).meta_results_
     assert len(results.candidates) < len(unlimited.candidates)
 
