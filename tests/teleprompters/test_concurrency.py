@@ -16,6 +16,24 @@ from .conftest import compile_toy, toy_engines
 _compile, _engines = compile_toy, toy_engines
 
 
+class _PeakInFlight:
+    """Wraps responders so that each request takes a moment; `peak` is the most requests answered at once."""
+
+    def __init__(self):
+        self._lock, self._in_flight, self.peak = threading.Lock(), 0, 0
+
+    def counted(self, responder):
+        def respond(call):
+            with self._lock:
+                self._in_flight += 1
+                self.peak = max(self.peak, self._in_flight)
+            time.sleep(0.005)
+            with self._lock:
+                self._in_flight -= 1
+            return responder(call)
+        return respond
+
+
 def _records(results):
     return [(c.index, c.stage, c.plan, c.score, c.best_before, c.accepted, c.reason, c.reused)
             for c in results.candidates]
@@ -54,49 +72,26 @@ def test_the_inputs_prompt_searches_overlap(shout_data):
 
 @pytest.mark.parametrize("threads", [2, 4])
 def test_requests_in_flight_never_exceed_num_threads(shout_data, threads):
-    lock, in_flight, peak = threading.Lock(), [0], [0]
-
-    def slow(responder):
-        def respond(call):
-            with lock:
-                in_flight[0] += 1
-                peak[0] = max(peak[0], in_flight[0])
-            time.sleep(0.005)
-            with lock:
-                in_flight[0] -= 1
-            return responder(call)
-        return respond
-
-    engines = [ScriptedEngine(slow(lambda c: shout_program_responder(c, demos_help=False))),
-               ScriptedEngine(slow(shout_optimizer_responder)), ScriptedEngine(slow(aligning_meta_responder))]
+    peak = _PeakInFlight()
+    engines = [ScriptedEngine(peak.counted(lambda c: shout_program_responder(c, demos_help=False))),
+               ScriptedEngine(peak.counted(shout_optimizer_responder)),
+               ScriptedEngine(peak.counted(aligning_meta_responder))]
     _compile(engines, shout_data, num_threads=threads)
-    assert peak[0] == threads  # busy up to the budget, never past it (3 branches x `threads` evaluations)
+    assert peak.peak == threads  # busy up to the budget, never past it (3 branches x `threads` evaluations)
 
 
 @pytest.mark.parametrize("slots", [2, 3])
 def test_without_num_threads_a_batched_program_lm_gets_one_request_per_slot(shout_data, slots):
     """With num_threads=None, a program LM that decodes `slots` requests at once (the batched local engine)
     sets the run's thread budget to its slot count (else DSPy's num_threads setting is the budget)."""
-    lock, in_flight, peak = threading.Lock(), [0], [0]
-
-    def counted(responder):
-        def respond(call):
-            with lock:
-                in_flight[0] += 1
-                peak[0] = max(peak[0], in_flight[0])
-            time.sleep(0.005)
-            with lock:
-                in_flight[0] -= 1
-            return responder(call)
-        return respond
-
-    program = ScriptedEngine(counted(lambda c: shout_program_responder(c, demos_help=False)))
+    peak = _PeakInFlight()
+    program = ScriptedEngine(peak.counted(lambda c: shout_program_responder(c, demos_help=False)))
     program.slots = slots  # what `dspy_meta.lm.engine_slots` reads on a batched engine
-    engines = [program, ScriptedEngine(counted(shout_optimizer_responder)),
-               ScriptedEngine(counted(aligning_meta_responder))]
+    engines = [program, ScriptedEngine(peak.counted(shout_optimizer_responder)),
+               ScriptedEngine(peak.counted(aligning_meta_responder))]
     reference = _compile(_engines(), shout_data, num_threads=1)
     found = _compile(engines, shout_data, num_threads=None)
-    assert peak[0] == slots
+    assert peak.peak == slots
     assert _records(found.meta_results_) == _records(reference.meta_results_)
 
 
