@@ -70,18 +70,20 @@ class CallMeter:
     def after_call(self) -> None:
         """The admitted call ended: free its place if `record` did not already count it."""
         with self._lock:
-            if getattr(self._reserved, "held", False):
-                self._in_flight -= 1
-                self._reserved.held = False
+            self._free_place()
+
+    def _free_place(self) -> None:
+        """This thread's admitted call gives up its place (under the lock)."""
+        if getattr(self._reserved, "held", False):
+            self._in_flight -= 1
+            self._reserved.held = False
 
     def record(self, entry: dict) -> None:
         usage = entry.get("usage") or {}
         if getattr(entry.get("response"), "cache_hit", False) or not usage:
             return  # a DSPy cache hit: no model call, no tokens
         with self._lock:
-            if getattr(self._reserved, "held", False):  # its place becomes a counted call
-                self._in_flight -= 1
-                self._reserved.held = False
+            self._free_place()  # its place becomes a counted call
             self._counts.calls += 1
             self._counts.input_tokens += int(usage.get("prompt_tokens") or usage.get("input_tokens") or 0)
             self._counts.output_tokens += int(usage.get("completion_tokens") or usage.get("output_tokens") or 0)

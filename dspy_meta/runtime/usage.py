@@ -135,20 +135,27 @@ class _Guard:
             meter.hold()
 
 
+def _admitted(meters) -> list[UsageMeter]:
+    """Let a call through every meter (each checks the run's limits and holds a place), or through none:
+    when one refuses, the places already taken are given back and the refusal is raised."""
+    admitted = []
+    try:
+        for meter in meters:
+            meter.before_call()
+            admitted.append(meter)
+    except BaseException:
+        for meter in admitted:
+            meter.release()
+        raise
+    return admitted
+
+
 def _metered_methods(base: type) -> dict:
     """Methods of the metered subclass of an LM class: meter, guard and memoize calls."""
     def metered_call(self, args, kwargs):
         patience = None
         while True:
-            admitted = []
-            try:
-                for meter in self._dspy_meta_meters:
-                    meter.before_call()
-                    admitted.append(meter)
-            except BaseException:  # a limit or a halt refused the call: it never happened
-                for meter in admitted:
-                    meter.release()
-                raise
+            admitted = _admitted(self._dspy_meta_meters)
             try:
                 with self._dspy_meta_slots or contextlib.nullcontext():
                     started = time.perf_counter()  # inside the slot: time waiting for a thread is not LM time
@@ -181,17 +188,13 @@ def _metered_methods(base: type) -> dict:
         return memo.get_or_call(key, lambda: metered_call(self, args, kwargs))
 
     async def acall(self, *args, **kwargs):
-        admitted = []
+        admitted = _admitted(self._dspy_meta_meters)
         try:
-            for meter in self._dspy_meta_meters:
-                meter.before_call()
-                admitted.append(meter)
             return await base.acall(self, *args, **kwargs)
         except Exception as exc:
-            if len(admitted) == len(self._dspy_meta_meters):  # the call was made and failed
-                for meter in self._dspy_meta_meters:
-                    meter.count_failed()
-                    meter.after_error(exc)
+            for meter in self._dspy_meta_meters:
+                meter.count_failed()
+                meter.after_error(exc)
             raise
         finally:
             for meter in admitted:
