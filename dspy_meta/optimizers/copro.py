@@ -17,6 +17,7 @@ from dspy.teleprompt import COPRO
 from dspy.utils.parallelizer import ParallelExecutor
 from dspy.teleprompt import copro_optimizer as _dspy_copro
 
+from dspy_meta.lm.resolve import samples_in_one_request
 from dspy_meta.runtime.redact import redact
 from dspy_meta.optimizers.base import OptimizerKind, Param, lm_scope, register_kind
 from dspy_meta.optimizers.prompts import PromptSet, PromptTemplate
@@ -70,19 +71,23 @@ class PromptableCOPRO(COPRO):
                 prompts[GIVEN_ATTEMPTS].apply(_dspy_copro.GenerateInstructionGivenAttempts))
 
     def _propose(self, signature, n: int, **inputs) -> list[tuple[str, str]]:
-        """`n` samples, each its own request (distinct rollout id), so each is cacheable and none is paid twice."""
+        """`n` proposals: one request with ``n`` samples where the LM sends ``n`` to its provider (the prompt
+        is sent once), else `n` requests in parallel, each with its own rollout id so each is cacheable
+        and none is paid twice."""
         with lm_scope(self.prompt_model):
             lm = dspy.settings.lm
             predict = dspy.Predict(signature)
+            if samples_in_one_request(lm):
+                predictions = self._samples_in_one_request(predict, lm, n, inputs)
+            else:
+                def sample(i):
+                    with dspy.context(lm=lm.copy(rollout_id=i, temperature=self.init_temperature)):
+                        return predict(**inputs)
 
-            def sample(i):
-                with dspy.context(lm=lm.copy(rollout_id=i, temperature=self.init_temperature)):
-                    return predict(**inputs)
-
-            # DSPy's executor carries dspy.context into its threads; a failed sample is one proposal fewer.
-            executor = ParallelExecutor(num_threads=self.num_threads or 1, max_errors=n + 1,
-                                        disable_progress_bar=True)
-            predictions = executor.execute(sample, list(range(n)))
+                # DSPy's executor carries dspy.context into its threads; a failed sample is one proposal fewer.
+                executor = ParallelExecutor(num_threads=self.num_threads or 1, max_errors=n + 1,
+                                            disable_progress_bar=True)
+                predictions = executor.execute(sample, list(range(n)))
         proposals = []
         for prediction in predictions:
             if prediction is None or isinstance(prediction, Exception):
@@ -93,6 +98,14 @@ class PromptableCOPRO(COPRO):
             if instruction:
                 proposals.append((instruction, prefix))
         return proposals
+
+    def _samples_in_one_request(self, predict, lm, n: int, inputs) -> list:
+        try:
+            prediction = predict(**inputs, config={"n": n, "temperature": self.init_temperature})
+        except Exception as exc:  # as when every sample of the parallel path fails: no proposals this round
+            return [exc]
+        # Samples the adapter could not parse are left out of `completions`: fewer proposals, as above.
+        return [prediction.completions[i] for i in range(len(prediction.completions))]
 
     def _score(self, program, index: int, candidates: list[tuple[str, str]], trainset, *, num_threads=None,
                failure_score: float = 0.0, max_errors: int | None = None) -> list[float]:

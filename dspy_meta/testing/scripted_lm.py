@@ -56,6 +56,8 @@ class ScriptedCall:
     temperature: float | None
     model: str
     max_tokens: int | None = None
+    sample: int = 0  # its place among the samples of one request (a LiteLLM request's ``n``)
+    samples: int = 1
 
     @property
     def prompt_text(self) -> str:
@@ -121,6 +123,8 @@ def _parse_request(index: int, request, model: str) -> ScriptedCall:
         temperature=request.config.temperature,
         model=model,
         max_tokens=request.config.max_tokens,
+        sample=getattr(request.config, "sample", 0),
+        samples=getattr(request.config, "samples", 1),
     )
 
 
@@ -291,16 +295,25 @@ def register_litellm_provider(provider: str, engine: ScriptedEngine) -> None:
 
     class _ScriptedProvider(CustomLLM):
         def completion(self, model, messages, *args, **kwargs):
+            optional = kwargs.get("optional_params") or {}
             system = "\n".join(m["content"] for m in messages if m["role"] == "system")
-            request = SimpleNamespace(
-                system=system,
-                messages=[SimpleNamespace(role=m["role"], text=m["content"]) for m in messages if m["role"] != "system"],
-                config=SimpleNamespace(response_format=(kwargs.get("optional_params") or {}).get("response_format"),
-                                       temperature=(kwargs.get("optional_params") or {}).get("temperature"),
-                                       max_tokens=(kwargs.get("optional_params") or {}).get("max_tokens")))
-            response = engine.complete(request)
-            return litellm.completion(model="gpt-3.5-turbo", messages=messages,
-                                      mock_response=response.message.parts[0].text)
+            samples = int(optional.get("n") or 1)  # one request, `n` answers: one scripted call per sample
+            texts = []
+            for sample in range(samples):
+                request = SimpleNamespace(
+                    system=system,
+                    messages=[SimpleNamespace(role=m["role"], text=m["content"])
+                              for m in messages if m["role"] != "system"],
+                    config=SimpleNamespace(response_format=optional.get("response_format"),
+                                           temperature=optional.get("temperature"),
+                                           max_tokens=optional.get("max_tokens"), sample=sample, samples=samples))
+                texts.append(engine.complete(request).message.parts[0].text)
+            response = litellm.completion(model="gpt-3.5-turbo", messages=messages, mock_response=texts[0])
+            if samples > 1:
+                response.choices = [litellm.Choices(index=i, finish_reason="stop",
+                                                    message=litellm.Message(role="assistant", content=text))
+                                    for i, text in enumerate(texts)]
+            return response
 
     others = [p for p in (litellm.custom_provider_map or []) if p.get("provider") != provider]
     litellm.custom_provider_map = [*others, {"provider": provider, "custom_handler": _ScriptedProvider()}]

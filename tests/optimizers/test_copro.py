@@ -4,8 +4,10 @@ import dspy
 import pytest
 from dspy.teleprompt import copro_optimizer
 
+from dspy_meta.lm import samples_in_one_request
 from dspy_meta.optimizers import OptimizerSpec, PromptableCOPRO
 from dspy_meta.testing import Rule, ScriptedEngine
+from dspy_meta.testing.scripted_lm import register_litellm_provider
 from dspy_meta.testing.toy_task import MAGIC_WORD
 
 
@@ -159,3 +161,46 @@ def test_unsupported_eval_kwargs_are_refused(student, shout_data, metric, optimi
     with pytest.raises(TypeError, match="save_as_csv"):
         PromptableCOPRO(prompt_model=optimizer_engine.as_lm(), metric=metric, breadth=2, depth=1).compile(
             student, trainset=shout_data[0], eval_kwargs={"save_as_csv": "x.csv"})
+
+
+def _proposing_engine():
+    """Optimizer LM whose n-th sample of a request proposes instruction n (a LiteLLM provider, offline)."""
+    def respond(call):
+        if "proposed_instruction" not in call.output_fields:
+            return {}
+        return {"proposed_instruction": f"Shout the word, variant {call.sample}.",
+                "proposed_prefix_for_output_field": "Answer:"}
+    return ScriptedEngine(respond, model="optimizer")
+
+
+@pytest.mark.parametrize("route", ["litellm", "canonical"])
+def test_samples_go_in_one_request_only_where_the_lm_sends_n(route, student, shout_data, metric, program_engine):
+    engine = _proposing_engine()
+    if route == "litellm":
+        register_litellm_provider("scripted-copro-n", engine)
+        optimizer_lm = dspy.LM("scripted-copro-n/x", api_key="k", cache=False)
+    else:
+        optimizer_lm = engine.as_lm(cache=False)
+    assert samples_in_one_request(optimizer_lm) is (route == "litellm")
+    spec = OptimizerSpec.create("copro", breadth=4, depth=1)
+    program = _run(spec, student, shout_data, metric, program_engine, optimizer_lm)
+
+    proposals = [c for c in engine.calls if "proposed_instruction" in c.output_fields]
+    assert len(proposals) == 3  # breadth - 1 samples of the basic generator either way
+    if route == "litellm":
+        assert [(c.sample, c.samples) for c in proposals] == [(0, 3), (1, 3), (2, 3)]
+        assert len(optimizer_lm.history) == 1  # one request carried the three samples
+        # each sample became its own candidate (plus the starting instruction)
+        scored = {c["instruction"] for c in program.candidate_programs}
+        assert {f"Shout the word, variant {i}." for i in range(3)} <= scored
+    else:
+        assert {(c.sample, c.samples) for c in proposals} == {(0, 1)}  # three requests of one sample each
+
+
+def test_a_failed_one_request_sampling_leaves_the_starting_instruction(student, shout_data, metric, program_engine):
+    engine = ScriptedEngine(lambda call: RuntimeError("provider down"), model="optimizer")
+    register_litellm_provider("scripted-copro-down", engine)
+    optimizer_lm = dspy.LM("scripted-copro-down/x", api_key="k", cache=False, num_retries=0)
+    program = _run(OptimizerSpec.create("copro", breadth=3, depth=1), student, shout_data, metric,
+                   program_engine, optimizer_lm)
+    assert [c["instruction"] for c in program.candidate_programs] == [student.answer.predict.signature.instructions]
