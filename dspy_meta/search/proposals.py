@@ -54,7 +54,14 @@ class ProposeOptimizerPrompts(dspy.Signature):
     Give `task_guidance`: a short paragraph addressed to the optimizer that says what kind of task it is
     optimizing for and what a good instruction for it must say; it is added to every prompt you do not rewrite.
     Optionally return rewritten prompts in `new_prompts`, a JSON object mapping prompt names (a subset of those
-    in `current_prompts`) to their complete new text, or {} for none. Do not invent new prompt names."""
+    in `current_prompts`) to their complete new text, or {} for none. Do not invent new prompt names.
+
+    Worked example (another task: dates such as "3 days after 2021-02-27" -> "2021-03-02"):
+    task_analysis: Date arithmetic; the answer is one ISO date. Errors come from month lengths and leap years.
+    task_guidance: The program adds or subtracts days from a date. A good instruction says to count day by
+    day across month ends (February has 28 days, 29 in leap years) and to answer with the date alone, as
+    YYYY-MM-DD, with no sentence around it.
+    new_prompts: {}"""
 
     task_examples: str = dspy.InputField(desc="Randomly sampled training examples of the task.")
     optimizer_description: str = dspy.InputField(desc="What the optimizer does with its prompts.")
@@ -78,7 +85,12 @@ class ProposeCompositeOptimizer(dspy.Signature):
     Study the task examples and the scores of the plans tried so far, reason about which combination suits
     this task, and propose one new plan that is likely to score higher than the best so far. Prefer referring
     to the available optimizers by name with {"op": "optimize", "ref": NAME}; you may override their numeric
-    parameters with "params". Return `plan` as a single JSON object following `plan_format` exactly."""
+    parameters with "params". Return `plan` as a single JSON object following `plan_format` exactly.
+
+    Worked example (a task whose short answers must match exactly; optimizers "bootstrap" and "copro"):
+    analysis: Demos teach the answer format best, and a normalization step removes the words around it.
+    plan: {"op": "sequence", "steps": [{"op": "optimize", "ref": "bootstrap"},
+           {"op": "transform", "kind": "normalize", "params": {"steps": "strip,after_answer_label"}}]}"""
 
     task_examples: str = dspy.InputField(desc="Randomly sampled training examples of the task.")
     available_optimizers: str = dspy.InputField(desc="Optimizers a plan may use: name, what it does, parameters.")
