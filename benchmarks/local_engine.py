@@ -9,7 +9,7 @@ temperature-0 agreement: 50 varied prompts (some in JSON mode), answered by each
 Wall times on a shared machine are noisy: compare the two engines of one run (ratios), not absolute times.
 
 Run:  python benchmarks/local_engine.py [--models qwen2.5-coder-0.5b qwen2.5-coder-1.5b] [--n-val 40 20]
-          [--slots 8] [--batch-threads 1] [--json benchmarks/local_engine_results.json]
+          [--slots 16] [--batch-threads 1] [--flash-attn 0|1] [--json benchmarks/local_engine_results.json]
 Prints a table and writes JSON. It measures; it asserts nothing.
 """
 
@@ -54,14 +54,15 @@ def agreement_prompts() -> list[str]:
     return prompts
 
 
-def child(model: str, mode: str, n_val: int, slots: int, agreement: bool, batch_threads: int) -> dict:
+def child(model: str, mode: str, n_val: int, slots: int, agreement: bool, batch_threads: int,
+          flash_attn: bool = True) -> dict:
     import dspy
 
     from dspy_meta.benchmarks import load_task
     from dspy_meta.lm import engine_slots, make_lm
 
     task = load_task("bigbench_word_sorting_short", n_val=n_val, **DEMO_TASK)
-    lm = make_lm(model, engine_mode=mode, slots=slots, batch_threads=batch_threads or None,
+    lm = make_lm(model, engine_mode=mode, slots=slots, batch_threads=batch_threads or None, flash_attn=flash_attn,
                 cache=False, max_tokens=200) if mode == "batched" else \
         make_lm(model, engine_mode=mode, cache=False, max_tokens=200)
     threads = slots  # the same number of concurrent callers for both engines
@@ -74,7 +75,8 @@ def child(model: str, mode: str, n_val: int, slots: int, agreement: bool, batch_
     wall = time.perf_counter() - start
     usage = [h.get("usage") or {} for h in lm.history[1:]]
     out = {
-        "model": model, "engine": mode, "slots": engine_slots(lm), "num_threads": threads, "examples": len(task.val),
+        "model": model, "engine": mode, "slots": engine_slots(lm),
+        "flash_attn": bool(getattr(lm.engine, "flash_attn", False)), "num_threads": threads, "examples": len(task.val),
         "wall_s": round(wall, 2), "score": result.score, "per_example": [float(s) for _, _, s in result.results],
         "answers": [getattr(p, "answer", None) for _, p, _ in result.results],
         "lm_calls": len(usage), "prompt_tokens": sum(u.get("prompt_tokens", 0) for u in usage),
@@ -109,11 +111,14 @@ def main() -> None:
     parser.add_argument("--slots", type=int, default=8)
     parser.add_argument("--json", default=str(ROOT / "benchmarks" / "local_engine_results.json"))
     parser.add_argument("--batch-threads", type=int, default=0, help="batched context threads (0: all cores)")
-    parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
+    parser.add_argument("--flash-attn", type=int, choices=(0, 1), default=1,
+                        help="flash attention in the batched context (the sequential engine runs without)")
+    parser.add_argument("--child", nargs=7, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        model, mode, n_val, slots, agreement, batch_threads = args.child
-        print(json.dumps(child(model, mode, int(n_val), int(slots), agreement == "1", int(batch_threads))))
+        model, mode, n_val, slots, agreement, batch_threads, flash_attn = args.child
+        print(json.dumps(child(model, mode, int(n_val), int(slots), agreement == "1", int(batch_threads),
+                               flash_attn == "1")))
         return
     runs, summary = [], []
     for i, model in enumerate(args.models):
@@ -122,7 +127,7 @@ def main() -> None:
         for mode in ("sequential", "batched"):  # side by side, same machine state as far as we can tell
             print(f"[{time.strftime('%H:%M:%S')}] {model} {mode} ({n_val} examples)...", flush=True)
             pair[mode] = run_child(model, mode, str(n_val), str(args.slots), "1" if i == 0 else "0",
-                                   str(args.batch_threads))
+                                   str(args.batch_threads), str(args.flash_attn))
             runs.append(pair[mode])
         seq, bat = pair["sequential"], pair["batched"]
         row = {"model": model, "examples": n_val, "slots": bat["slots"],

