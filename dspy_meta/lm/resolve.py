@@ -11,6 +11,7 @@ import dspy
 from dspy_meta.lm.batched_engine import shared_batched_engine
 from dspy_meta.lm.llama_engine import shared_engine
 from dspy_meta.lm.registry import LOCAL_MODELS, assemble_model
+from dspy_meta.runtime.lm_routing import samples_in_one_request  # noqa: F401 -- public here too
 
 __all__ = ["make_lm", "engine_slots", "samples_in_one_request", "DEFAULT_PROGRAM_LM", "DEFAULT_OPTIMIZER_LM", "DEFAULT_META_LM",
            "ENGINE_MODES", "default_engine_mode"]
@@ -39,27 +40,6 @@ def engine_slots(lm: Any) -> int:
     """Requests `lm` decodes at once: the batched local engine's slot count, else 1. Send at least this many
     concurrently (``num_threads``) to keep the batch full; remote LMs have no such limit here."""
     return int(getattr(getattr(lm, "engine", None), "slots", 1) or 1)
-
-
-def samples_in_one_request(lm: Any) -> bool:
-    """Whether `lm` answers a call's ``n`` samples in one request, prompt sent (and paid) once.
-
-    In DSPy 3.4 only the LiteLLM route sends ``n`` to the provider; canonical engines (DSPy's native
-    providers, custom engines such as the local ones and the scripted test LMs) answer ``n`` by that many
-    requests one after another, where ``n`` single requests sent in parallel are as cheap and faster.
-    Unknown LMs, or a DSPy whose routing this cannot read, count as one request per sample.
-    """
-    spec = getattr(lm, "_engine_spec", None)
-    if not isinstance(spec, str):
-        return False
-    if spec == "litellm":
-        return True
-    try:
-        from dspy.clients.backend_selection import select_backend
-
-        return not select_backend(lm).native
-    except Exception:  # a routing error here is not ours to raise: the call itself will report it
-        return False
 
 
 def make_lm(name: str | dspy.BaseLM, *, cache_dir: str | os.PathLike | None = None,

@@ -17,7 +17,7 @@ from dspy.teleprompt import COPRO
 from dspy.utils.parallelizer import ParallelExecutor
 from dspy.teleprompt import copro_optimizer as _dspy_copro
 
-from dspy_meta.lm.resolve import samples_in_one_request
+from dspy_meta.runtime.lm_routing import samples_in_one_request
 from dspy_meta.runtime.redact import redact
 from dspy_meta.optimizers.base import OptimizerKind, Param, lm_scope, register_kind
 from dspy_meta.optimizers.prompts import PromptSet, PromptTemplate
