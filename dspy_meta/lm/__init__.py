@@ -8,4 +8,5 @@ from dspy_meta.lm.resolve import (DEFAULT_META_LM, DEFAULT_OPTIMIZER_LM, DEFAULT
 
 __all__ = ["LlamaCppEngine", "BatchedLlamaEngine", "default_slots", "engine_slots", "ENGINE_MODES",
            "default_engine_mode", "samples_in_one_request", "shared_engine", "LOCAL_MODELS", "LocalModel",
-           "LocalModelError", "assemble_model", "default_cache_dir", "make_lm", "DEFAULT_PROGRAM_LM", "DEFAULT_OPTIMIZER_LM", "DEFAULT_META_LM"]
+           "LocalModelError", "assemble_model", "default_cache_dir", "make_lm", "DEFAULT_PROGRAM_LM",
+           "DEFAULT_OPTIMIZER_LM", "DEFAULT_META_LM"]
