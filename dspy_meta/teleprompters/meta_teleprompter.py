@@ -192,14 +192,16 @@ class MetaTeleprompter(MetaSearch):
 
     def _run_search(self, evaluator: Evaluator, budget: MetaBudget) -> None:
         library = self._library(budget)
-        # Inputs with no prompts to tune (BootstrapFewShot) are cheap building blocks: they run first, so
-        # that a run stopped by a usage limit has scored them (measured: a 40-call cap spent on COPRO's
-        # search never reached the BootstrapFewShot input, which alone was the best program).
-        ordered = sorted(library.items(), key=lambda item: bool(item[1].prompts))
         searches = [PromptSearch(name, spec, steps=budget.prompt_steps, num_examples=budget.num_examples,
-                                 attempts=budget.proposal_attempts) for name, spec in ordered]
-        # Each input's prompt search is independent of the others': they run side by side.
-        evaluator.run_side_by_side([lambda branch, search=search: branch.run(search) for search in searches])
+                                 attempts=budget.proposal_attempts) for name, spec in library.items()]
+        # Inputs with no prompts to tune (BootstrapFewShot) are cheap building blocks: they finish before the
+        # prompt searches start, so that a run stopped by a usage limit has scored them (measured: a 40-call
+        # cap spent on COPRO's search never reached the BootstrapFewShot input, which alone was the best
+        # program; with 4 threads, all inputs started at once shared the cap out and none was scored).
+        # Within each group the searches are independent: they run side by side.
+        for group in ([s for s in searches if not library[s.name].prompts],
+                      [s for s in searches if library[s.name].prompts]):
+            evaluator.run_side_by_side([lambda branch, search=search: branch.run(search) for search in group])
         tuned = {name: next(s.best_spec for s in searches if s.name == name) for name in library}
         evaluator.results.best_optimizers.update({name: spec.to_dict() for name, spec in tuned.items()})
         evaluator.run(StructureSearch(tuned, steps=budget.structure_steps, num_examples=budget.num_examples,

@@ -168,14 +168,27 @@ def test_budget_presets_and_yaml(tmp_path):
     assert MetaBudget.from_auto("heavy").max_valset == 1000
 
 
-def test_a_tight_call_cap_still_scores_the_cheap_building_block_first(shout_data):
-    """Inputs without prompts (BootstrapFewShot) run before the prompt searches: under a cap that COPRO's
-    search would exhaust, the bootstrapped program (demos help this program LM) is still found."""
-    from .conftest import compile_toy, toy_engines
-    from dspy_meta.testing.toy_task import shout_program_responder
+@pytest.mark.parametrize("num_threads", [1, 4])
+def test_a_tight_call_cap_still_scores_the_cheap_building_block_first(shout_data, num_threads):
+    """Inputs without prompts (BootstrapFewShot) run before the prompt searches, also with threads (which
+    would otherwise start every input at once and share the cap out until none finishes, as MMLU's seed-1
+    run did: 0 candidates in 40 calls): under a cap that COPRO's search would exhaust, the bootstrapped
+    program (demos help this program LM) is still found."""
+    import time
 
-    engines = toy_engines(program=lambda c: shout_program_responder(c, demos_help=True))
-    program = compile_toy(engines, shout_data, usage_limits={"program_calls": 20}, max_labeled_demos=1)
+    from .conftest import compile_toy, toy_engines
+    from dspy_meta.testing.toy_task import MAGIC_WORD, shout_program_responder
+
+    def slow_unless_tuned(call):
+        # The untuned program (bootstrapping, its scores) answers slowly, COPRO's candidates fast: inputs
+        # started at once would let COPRO spend the cap first (the old code failed 2 runs of 3 here).
+        if num_threads > 1 and MAGIC_WORD not in call.instructions:
+            time.sleep(0.05)
+        return shout_program_responder(call, demos_help=True)
+
+    engines = toy_engines(program=slow_unless_tuned)
+    program = compile_toy(engines, shout_data, usage_limits={"program_calls": 20}, max_labeled_demos=1,
+                          num_threads=num_threads)
     results = program.meta_results_
     assert results.stopped_reason and results.stopped_reason.startswith("budget")
     assert results.candidates[0].stage == "initial:bootstrap_fewshot"
