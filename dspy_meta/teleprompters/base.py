@@ -85,20 +85,11 @@ def _check_prices(limits: UsageLimits | None, lms: dict) -> None:
                           f"{', '.join(unpriced)}; limit calls or tokens instead")
 
 
-def _wait_for_branches(runtime: Runtime, seconds: float) -> None:
-    """After an interrupt: give the branches still running (their next LM call stops them) a moment to end."""
-    deadline = threading.Event()
-    for _ in range(int(seconds * 20)):
-        if runtime.running_branches() == 0:
-            return
-        deadline.wait(0.05)
-
-
-def _wait_for_calls(runtime: Runtime, seconds: float) -> None:
-    """After a limit stop: let the LM calls already admitted (other threads') end, up to `seconds`."""
+def _wait_until(done: Callable[[], bool], seconds: float) -> None:
+    """Poll `done` every 50 ms until it holds or `seconds` have passed."""
     pause = threading.Event()
     for _ in range(int(seconds * 20)):
-        if sum(meter.in_flight for meter in runtime.meters.values()) == 0:
+        if done():
             return
         pause.wait(0.05)
 
@@ -281,7 +272,9 @@ class MetaSearch(_OwnRunTeleprompter):
             except BudgetExhausted as stop:
                 logger.warning("stopping: %s; returning the best program found so far", stop)
                 runtime.halt(f"stopped: {stop}")
-                _wait_for_calls(runtime, 60.0)  # their usage counts, so a resumed run does not pay for them again
+                # Let the LM calls other threads already started end: their usage counts, so a resumed run
+                # does not pay for them again.
+                _wait_until(lambda: sum(meter.in_flight for meter in runtime.meters.values()) == 0, 60.0)
                 runtime.save_unfinished()
                 evaluator.results.stopped_reason = f"budget: {stop}"
             except PermanentLMError as stop:
@@ -295,7 +288,8 @@ class MetaSearch(_OwnRunTeleprompter):
                 raise MetricError(str(stop)) from None
             except BaseException:  # Ctrl-C (or a crash): every branch stops at its next LM call
                 runtime.halt("interrupted")
-                _wait_for_branches(runtime, 5.0)
+                # Give the branches still running (their next LM call stops them) a moment to end.
+                _wait_until(lambda: runtime.running_branches() == 0, 5.0)
                 raise
         evaluator.results.wall_seconds = time.perf_counter() - started
         evaluator.results.lm_seconds = {level: meter.seconds for level, meter in runtime.meters.items()}
