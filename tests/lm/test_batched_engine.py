@@ -131,6 +131,10 @@ def test_make_lm_chooses_the_engine_mode(monkeypatch, tmp_path):
     assert batched.engine.flash_attn is True  # measured faster; a setting turns it off
     plain = make_lm("qwen2.5-coder-0.5b", engine_mode="batched", slots=6, n_ctx=2048, flash_attn=False).engine
     assert plain.flash_attn is False and plain is not batched.engine and plain.base is batched.engine.base
+    # Sequential: off by default (today's answers); on when asked, in an engine of its own.
+    assert sequential.engine.flash_attn is False
+    flash = make_lm("qwen2.5-coder-0.5b", engine_mode="sequential", n_ctx=2048, flash_attn=True).engine
+    assert type(flash) is LlamaCppEngine and flash.flash_attn is True and flash is not sequential.engine
     monkeypatch.setenv("DSPY_META_ENGINE", "batched")
     assert isinstance(make_lm("qwen2.5-coder-0.5b", slots=6, n_ctx=2048).engine, BatchedLlamaEngine)
     with pytest.raises(ValueError, match="engine_mode"):

@@ -70,6 +70,16 @@ def test_calls_are_serialized(engine):
     assert engine._llama.max_active == 1 and len(engine._llama.requests) == 12
 
 
+def test_flash_attention_reaches_the_model(monkeypatch):
+    import llama_cpp
+
+    built = []
+    monkeypatch.setattr(llama_cpp, "Llama", lambda **kwargs: built.append(kwargs) or FakeLlama())
+    LlamaCppEngine("/nonexistent.gguf", flash_attn=True).llama()
+    LlamaCppEngine("/nonexistent.gguf").llama()
+    assert [kwargs["flash_attn"] for kwargs in built] == [True, False]
+
+
 def test_make_lm_routes_names():
     lm = make_lm("openai/gpt-4o-mini", api_base="http://127.0.0.1:9/v1", api_key="k")
     assert lm.model == "openai/gpt-4o-mini" and lm.engine == "litellm"
