@@ -63,6 +63,13 @@ def _added(a: dict[str, LevelUsage], b: dict[str, LevelUsage]) -> dict[str, Leve
     return {level: a.get(level, zero).plus(b.get(level, zero)) for level in LEVELS}
 
 
+def _judging_order(record: CandidateRecord, best_at_start: dict[str, float | None]) -> tuple:
+    """Sort key of a batch's records for judging: a lineage's openers best mean first, the rest in order."""
+    if best_at_start.get(record.lineage) is None and record.score is not None:
+        return (0, -record.score, record.index)
+    return (1, record.index)
+
+
 @dataclass
 class Evaluator:
     """Owns evaluation and the best so far; strategies only propose (see the module doc)."""
@@ -133,7 +140,11 @@ class Evaluator:
 
     def evaluate(self, batch: Sequence[Candidate | Rejection]) -> list[CandidateRecord]:
         """Record every item of a batch, in order: rejections as they are; candidates run (side by side
-        when there are several and threads allow), then judged in order, each against those before it."""
+        when there are several and threads allow), then judged, each against those judged before it.
+
+        Candidates that open a lineage (it had no best when the batch began, e.g. the library's optimizers
+        run alone) are peers: the best mean among them (the earliest on a tie) is judged first, so which
+        one becomes the lineage's best does not depend on their order in the batch."""
         records: list[CandidateRecord | None] = [self._reject(item) if isinstance(item, Rejection) else None
                                                  for item in batch]
         candidates = [(i, item) for i, item in enumerate(batch) if isinstance(item, Candidate)]
@@ -146,15 +157,22 @@ class Evaluator:
 
             scored = self.runtime.side_by_side([c for _, c in candidates], run_one, make_branch=self._branch,
                                                before_raise=self._merge)
-            for (i, _), (record, program) in zip(candidates, scored, strict=True):
-                self._judge(record, program)
-                records[i] = record
         else:
-            for i, candidate in candidates:
-                record, program = self._run(candidate, best_at_start[candidate.lineage])
-                self._judge(record, program)
-                records[i] = record
+            scored = []
+            try:
+                for _, candidate in candidates:
+                    scored.append(self._run(candidate, best_at_start[candidate.lineage]))
+            except BaseException:  # a usage limit or Ctrl-C: what finished still counts
+                self._judge_batch(scored, best_at_start)
+                raise
+        for i, (record, _) in zip((i for i, _ in candidates), scored, strict=True):
+            records[i] = record
+        self._judge_batch(scored, best_at_start)
         return records
+
+    def _judge_batch(self, scored: list, best_at_start: dict[str, float | None]) -> None:
+        for record, program in sorted(scored, key=lambda item: _judging_order(item[0], best_at_start)):
+            self._judge(record, program)
 
     def score_baseline(self) -> ProgramScore | None:
         """The unoptimized student's validation score and its score per example (checkpointed); None when

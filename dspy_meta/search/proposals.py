@@ -124,14 +124,17 @@ def with_guidance(template: PromptTemplate, guidance: str) -> PromptTemplate:
     return PromptTemplate(f"{text}\n\n{GUIDANCE_HEADER} {guidance}", template.field_descriptions)
 
 
-def parse_prompt_proposal(text: str, current: PromptSet, *, guidance: str = "") -> dict[str, PromptTemplate]:
+def parse_prompt_proposal(text: str, current: PromptSet, *, guidance: str = "",
+                          repairs: list[str] | None = None) -> dict[str, PromptTemplate]:
     """Validate the meta LM's proposal; raises ValueError with the reason.
 
     `text` (`new_prompts`) is a JSON object mapping known prompt names to new text (or to
     ``{"instructions": ..., "field_descriptions": ...}`` for fields the prompt already
     describes); empty or ``{}`` means no rewrite. `guidance` (`task_guidance`) replaces the
     guidance paragraph of every current prompt not rewritten (accepted rewrites are kept).
-    At least one prompt must actually change.
+    At least one prompt must actually change. With a `repairs` list, rewrites of prompt names the
+    optimizer does not have are dropped (and said there) when the rest of the proposal still changes
+    something, rather than refusing the whole proposal (small meta LMs invent names such as ``sort_words``).
     """
     stripped = strip_json_fence(str(text or ""))
     try:
@@ -142,7 +145,11 @@ def parse_prompt_proposal(text: str, current: PromptSet, *, guidance: str = "") 
         raise ValueError("new_prompts must be a JSON object of prompt name -> text")
     unknown = set(data) - set(current)
     if unknown:
-        raise ValueError(f"unknown prompt name(s) {sorted(unknown)}; known: {sorted(current)}")
+        message = f"unknown prompt name(s) {sorted(unknown)}; known: {sorted(current)}"
+        if repairs is None or not (guidance.strip() or set(data) - unknown):
+            raise ValueError(message)
+        data = {name: value for name, value in data.items() if name not in unknown}
+        repairs.append(f"dropped the rewrite of {message}")
     updates = {}
     for name, value in data.items():
         old = current[name]

@@ -134,7 +134,7 @@ def test_engine_memo_answers_repeats_below_dspy_so_counts_do_not_change():
 
 
 # Probes: a few methods at another budget, not full comparisons.
-PROBES = {"compare_word_sorting_cap150.yaml"}
+PROBES = {"compare_word_sorting_cap150.yaml", "compare_word_sorting_cap300.yaml"}
 COMPARE_CONFIGS = sorted(Path(__file__).resolve().parents[2].joinpath("configs").glob("compare_*.yaml"))
 
 

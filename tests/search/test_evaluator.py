@@ -6,11 +6,12 @@ import pytest
 from dspy_meta.optimizers import OptimizerSpec
 from dspy_meta.plans import OptimizeStep
 from dspy_meta.runtime import GuardedMetric, build_runtime
-from dspy_meta.search import Candidate, Evaluator, ImprovesOnBest, Rejection, SearchStrategy
+from dspy_meta.search import Candidate, Evaluator, ImprovesOnBest, PairedSignTest, Rejection, SearchStrategy
 from dspy_meta.testing.toy_task import Shout, shout_metric
 
 BOOTSTRAP = OptimizeStep(OptimizerSpec.create("bootstrap_fewshot", max_bootstrapped_demos=1, max_labeled_demos=0))
 COPRO = OptimizeStep(OptimizerSpec.create("copro", breadth=2, depth=1), ref="copro")
+OTHER_BOOTSTRAP = OptimizeStep(OptimizerSpec.create("bootstrap_fewshot", max_bootstrapped_demos=2, max_labeled_demos=0))
 
 
 class FixedPlans(SearchStrategy):
@@ -64,7 +65,26 @@ def test_a_batch_runs_side_by_side_with_the_same_records_as_in_turn(program_engi
 
     in_turn = records(None)
     assert in_turn == records(4)
-    assert in_turn[1][3:5] == (0.0, True)  # judged in order: the second against the first
+    # Both open lineage x: the better (COPRO, 1.0) is judged first, the other against it.
+    assert in_turn[0][3:5] == (1.0, False) and in_turn[1][3:5] == (None, True)
+
+
+@pytest.mark.parametrize("order", [(BOOTSTRAP, COPRO), (COPRO, BOOTSTRAP)])
+def test_peers_opening_a_lineage_do_not_depend_on_their_order(program_engine, optimizer_engine, shout_data, order):
+    # A strict paired test: on this small valset even 1.0 against 0.0 everywhere is not significant, so
+    # judging in batch order kept whichever came first (the demo kept COPRO's 0.30 over BootstrapFewShot's
+    # 0.45 as the structure search's best; its plans were then built and judged against the wrong base).
+    evaluator = _evaluator(program_engine, optimizer_engine, shout_data)
+    evaluator.acceptance = PairedSignTest(0.99)
+    with evaluator.runtime.activate():
+        evaluator.run(FixedPlans([[Candidate(plan, f"init:{i}", "x") for i, plan in enumerate(order)],
+                                  [Candidate(OTHER_BOOTSTRAP, "next", "x")]]))
+    by_plan = {c.stage: c for c in evaluator.results.candidates}
+    copro = next(c for c in evaluator.results.candidates if c.plan == COPRO.to_dict())
+    assert copro.score == 1.0 and copro.accepted and copro.best_before is None
+    assert [c.accepted for c in evaluator.results.candidates if c is not copro] == [False, False]
+    assert by_plan["next"].best_before == 1.0  # later candidates are judged against the better opener
+    assert evaluator.results.best_score == 1.0 and evaluator.results.best_plan == COPRO.to_dict()
 
 
 def test_a_failing_candidate_is_recorded_without_a_score(program_engine, optimizer_engine, shout_data):
@@ -95,7 +115,7 @@ def test_the_evaluator_uses_the_rule_it_is_given(program_engine, optimizer_engin
 
     evaluator = _evaluator(program_engine, optimizer_engine, shout_data)
     evaluator.acceptance = TiesWin()
-    other = OptimizeStep(OptimizerSpec.create("bootstrap_fewshot", max_bootstrapped_demos=2, max_labeled_demos=0))
+    other = OTHER_BOOTSTRAP
     with evaluator.runtime.activate():
         evaluator.run(FixedPlans([[Candidate(BOOTSTRAP, "a", "x")], [Candidate(other, "b", "x")]]))
     assert [c.accepted for c in evaluator.results.candidates] == [True, True]

@@ -60,7 +60,8 @@ def test_a_worse_prompt_is_rejected(lms, shout_data):
 @pytest.mark.parametrize("answer, reason", [
     (MALFORMED, "invalid proposal"),
     ({"task_analysis": "x", "new_prompts": "not json at all"}, "not valid JSON"),
-    ({"task_analysis": "x", "new_prompts": json.dumps({"rm -rf": "x"})}, "unknown prompt name"),
+    # Nothing but an invented name (no guidance): nothing to repair, refused.
+    ({"task_analysis": "x", "task_guidance": "", "new_prompts": json.dumps({"rm -rf": "x"})}, "unknown prompt name"),
     ({"task_analysis": "x", "new_prompts": json.dumps({"basic_generate_instruction": ""})}, "is empty"),
 ])
 def test_garbage_is_rejected_with_a_logged_reason_and_the_run_finishes(lms, shout_data, caplog, answer, reason):
@@ -92,6 +93,34 @@ def test_parse_prompt_proposal_rules():
                                           {"instructions": "x", "field_descriptions": {"evil": "y"}}}), prompts)
     with pytest.raises(ValueError, match="must be a string"):
         parse_prompt_proposal(json.dumps({"basic_generate_instruction": 3}), prompts)
+
+
+def test_a_rewrite_of_an_invented_prompt_name_is_dropped_not_the_whole_proposal():
+    prompts, invented = COPRO.prompts, json.dumps({"sort_words": "Sort the words."})
+    with pytest.raises(ValueError, match=r"unknown prompt name\(s\) \['sort_words'\]"):
+        parse_prompt_proposal(invented, prompts, guidance="Answer in capitals.")  # no repairs asked for
+    repairs = []
+    updates = parse_prompt_proposal(invented, prompts, guidance="Answer in capitals.", repairs=repairs)
+    assert set(updates) == set(prompts) and repairs == [
+        f"dropped the rewrite of unknown prompt name(s) ['sort_words']; known: {sorted(prompts)}"]
+    with pytest.raises(ValueError, match="unknown prompt name"):  # nothing left to try: still refused
+        parse_prompt_proposal(invented, prompts, repairs=[])
+
+
+def test_a_repaired_proposal_runs_and_the_repair_is_told_to_the_meta_lm(lms, shout_data):
+    seen_feedback = []
+
+    def inventing_meta(call):
+        seen_feedback.append(call.inputs["feedback"])
+        return {"task_analysis": "Upper-casing words.", "new_prompts": json.dumps({"shout_words": "Shout."}),
+                "task_guidance": f"The program must shout each word back in capitals ({len(seen_feedback)})."}
+
+    program = _compile(lms, shout_data, ScriptedEngine(inventing_meta), steps=2)
+    stages = [(c.stage, c.score is not None) for c in program.meta_results_.candidates]
+    assert stages == [("initial:copro", True), ("prompt:copro", True), ("prompt:copro", True)]
+    assert "[repaired: dropped the rewrite of unknown prompt name(s) ['shout_words']" in \
+        program.meta_results_.candidates[1].analysis
+    assert seen_feedback[0] == "none" and seen_feedback[1].startswith("Your previous proposal was repaired")
 
 
 def test_bad_optimizer_argument_fails_before_any_lm_call(lms, shout_data, engines):

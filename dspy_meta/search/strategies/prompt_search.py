@@ -44,6 +44,7 @@ class PromptSearch(SearchStrategy):
         self.history: list = []
         self._step = -1  # -1: the initial run is still to be asked
         self._pending: OptimizerSpec | None = None
+        self._note = ""  # told to the meta LM at its next step (how its last proposal was repaired)
 
     def planned(self) -> int:
         return 1 + (self.steps if self.spec.prompts else 0)
@@ -57,6 +58,7 @@ class PromptSearch(SearchStrategy):
         step, self._step = self._step, self._step + 1
         current = self.best_spec
         description = get_kind(current.kind).description
+        note, self._note = self._note, ""
 
         def request(feedback: str, rng):
             return dspy.Predict(ProposeOptimizerPrompts)(
@@ -64,22 +66,28 @@ class PromptSearch(SearchStrategy):
                 optimizer_description=description,
                 current_prompts=render_json({k: t.instructions for k, t in current.prompts.items()}),
                 history=render_prompt_history(self.history),
-                feedback=feedback,
+                feedback=feedback if feedback != "none" or not note else note,
             )
 
         def parse(prediction):
-            return parse_prompt_proposal(prediction.get("new_prompts", ""), current.prompts,
-                                         guidance=prediction.get("task_guidance", ""))
+            repairs: list[str] = []
+            updates = parse_prompt_proposal(prediction.get("new_prompts", ""), current.prompts,
+                                            guidance=prediction.get("task_guidance", ""), repairs=repairs)
+            return updates, repairs
 
         proposal, rejections = proposer.propose(f"prompt:{self.name}", self.lineage, f"prompt:{self.name}:{step}",
                                                 request, parse, self.attempts)
         if proposal is None:
             self._pending = None
             return list(rejections)
-        self._pending = current.with_prompts(**proposal.parsed)
+        updates, repairs = proposal.parsed
+        self._pending = current.with_prompts(**updates)
+        analysis = str(proposal.prediction.task_analysis or "")
+        if repairs:
+            self._note = "Your previous proposal was repaired before it ran: " + "; ".join(repairs)
+            analysis = f"{analysis} [repaired: {'; '.join(repairs)}]".strip()
         return [*rejections, Candidate(OptimizeStep(self._pending, ref=self.name), f"prompt:{self.name}",
-                                       self.lineage, analysis=str(proposal.prediction.task_analysis or ""),
-                                       usage=proposal.usage)]
+                                       self.lineage, analysis=analysis, usage=proposal.usage)]
 
     def tell(self, records: list[CandidateRecord]) -> None:
         scored = [r for r in records if r.plan is not None]
