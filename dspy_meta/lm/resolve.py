@@ -28,8 +28,9 @@ ENGINE_MODES = ("batched", "sequential")
 
 def default_engine_mode() -> str:
     """``$DSPY_META_ENGINE`` (``batched`` or ``sequential``), else ``sequential``. The batched engine is
-    2.5-3.7x faster on 2 cores (benchmarks/local_engine.py), but at temperature 0 its answers equal the
-    sequential engine's on 88% of prompts, not the 95% asked of a default, so it is opt-in for now."""
+    2.5-3.8x faster on 2 cores (benchmarks/local_engine.py), but at temperature 0 its answers equal the
+    sequential engine's on 88-96% of prompts, varying from run to run with which requests share a step, so
+    it is opt-in: a default should replay its answers exactly."""
     mode = os.environ.get("DSPY_META_ENGINE", "").strip().lower() or "sequential"
     if mode not in ENGINE_MODES:
         raise ValueError(f"DSPY_META_ENGINE={mode!r}: use one of {ENGINE_MODES}")
