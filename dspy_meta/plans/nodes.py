@@ -193,12 +193,38 @@ def parse_plan(text: str, *, library: Mapping[str, OptimizerSpec] | None = None,
     return plan_from_dict(data, library=library, limits=limits, repairs=repairs)
 
 
+def _named_ops_repaired(data: Any, library: Mapping[str, OptimizerSpec], repairs: list[str], path: str) -> Any:
+    """`data` with nodes that put a name where the op goes repaired: ``{"op": "bootstrap_fewshot"}`` (a
+    library optimizer) becomes ``{"op": "optimize", "ref": ...}`` and ``{"op": "normalize", ...}`` (a
+    transform) ``{"op": "transform", "kind": ...}``; small meta LMs write both. Nothing else changes."""
+    from dspy_meta.plans.schema import OPS
+    from dspy_meta.programs import available_transforms
+
+    if isinstance(data, list):
+        return [_named_ops_repaired(item, library, repairs, f"{path}[{i}]") for i, item in enumerate(data)]
+    if not isinstance(data, dict):
+        return data
+    fixed = {key: _named_ops_repaired(value, library, repairs, f"{path}.{key}") for key, value in data.items()}
+    op = fixed.get("op")
+    if not isinstance(op, str) or op in OPS:
+        return fixed
+    if op in library and "ref" not in fixed and "kind" not in fixed:
+        repairs.append(f'{path}: "op": "{op}" read as {{"op": "optimize", "ref": "{op}"}}')
+        return {**fixed, "op": "optimize", "ref": op}
+    if op in available_transforms() and op != "ensemble" and "kind" not in fixed:
+        repairs.append(f'{path}: "op": "{op}" read as {{"op": "transform", "kind": "{op}"}}')
+        return {**fixed, "op": "transform", "kind": op}
+    return fixed
+
+
 def plan_from_dict(data: Any, *, library: Mapping[str, OptimizerSpec] | None = None,
                    limits: PlanLimits | None = None, repairs: list[str] | None = None) -> PlanNode:
     """Validate a decoded plan; raises `PlanError` naming the first problem found (see `parse_plan`
     for `repairs`)."""
     limits = limits or PlanLimits()
     _check_depth(data, "plan", 1, limits.max_depth)  # before pydantic, which recurses without a bound
+    if repairs is not None:
+        data = _named_ops_repaired(data, library or {}, repairs, "plan")
     try:
         model = _NODE.validate_python(data, context={"library": library or {}, "limits": limits, "repairs": repairs})
     except ValidationError as exc:

@@ -88,3 +88,23 @@ def test_meta_plans_may_only_use_the_library_and_lower_budgets():
     with pytest.raises(PlanError, match="only numeric budgets may be overridden"):
         plan_from_dict({"op": "optimize", "ref": "mipro", "params": {"auto": "heavy"}}, library=library,
                        limits=strict)
+
+
+def test_a_name_written_as_the_op_is_repaired_when_repairs_are_asked_for():
+    # The 1.5B meta LM wrote {"op": "bootstrap_fewshot"} in a word-sorting comparison run.
+    library = {"bootstrap_fewshot": OptimizerSpec.create("bootstrap_fewshot", max_bootstrapped_demos=2),
+               "copro": OptimizerSpec.create("copro", breadth=2, depth=1)}
+    text = json.dumps({"op": "sequence", "steps": [{"op": "bootstrap_fewshot"},
+                                                   {"op": "normalize", "params": {"steps": "strip"}}]})
+    with pytest.raises(PlanError, match=r"plan.steps\[0\].op: must be one of"):
+        parse_plan(text, library=library)  # strict unless the caller takes repairs
+    repairs = []
+    plan = parse_plan(text, library=library, repairs=repairs)
+    assert plan.to_dict() == parse_plan(json.dumps({"op": "sequence", "steps": [
+        {"op": "optimize", "ref": "bootstrap_fewshot"},
+        {"op": "transform", "kind": "normalize", "params": {"steps": "strip"}}]}), library=library).to_dict()
+    assert repairs == ['plan.steps[0]: "op": "bootstrap_fewshot" read as {"op": "optimize", "ref": "bootstrap_fewshot"}',
+                       'plan.steps[1]: "op": "normalize" read as {"op": "transform", "kind": "normalize"}']
+    # A name that is neither an optimizer of the library nor a transform is still refused, with its path.
+    with pytest.raises(PlanError, match=r"plan.op: must be one of .*got 'mipro_v2'"):
+        parse_plan(json.dumps({"op": "mipro_v2"}), library=library, repairs=[])
