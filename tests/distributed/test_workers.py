@@ -9,7 +9,7 @@ import time
 
 from optuna.trial import TrialState
 
-from tests.distributed.conftest import finish, run_trials, start, study_trials
+from tests.distributed.conftest import finish, run_trials, sqlite_study_exists, start, study_trials
 from tests.distributed.job import compile_toy, engines, outcome
 
 
@@ -85,11 +85,9 @@ def test_a_driver_killed_and_restarted_resumes_from_the_study(reference, tmp_pat
     deadline = time.monotonic() + 90
     while True:  # kill it once a few candidates are done (it runs them itself: it is the only process)
         assert time.monotonic() < deadline and first.is_alive(), (tmp_path / "first.log").read_text()[-2000:]
-        try:
-            if sum(len(t) for t in run_trials(study_trials(url)).values()) >= 3:
-                break
-        except KeyError:  # the study does not exist yet
-            pass
+        # Only once the driver has created the study (polling earlier raced it to create the schema).
+        if sqlite_study_exists(url) and sum(len(t) for t in run_trials(study_trials(url)).values()) >= 3:
+            break
         time.sleep(0.2)
     os.kill(first.pid, signal.SIGKILL)
     first.join()
