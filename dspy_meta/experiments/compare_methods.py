@@ -16,6 +16,7 @@ is held to the cap:
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 from collections import Counter
@@ -24,6 +25,7 @@ from collections.abc import Callable
 import dspy
 
 from dspy_meta import MetaPromptOptimizer, MetaStructureOptimizer, MetaTeleprompter, OptimizerSpec
+from dspy_meta.plans import plan_from_dict
 
 logger = logging.getLogger(__name__)
 
@@ -151,7 +153,20 @@ def _meta_notes(program) -> dict:
     return {"stopped": results.stopped_reason, "returned_baseline": results.returned_baseline,
             "meta_val_baseline": results.baseline_score, "meta_val_best": results.best_score,
             "best_plan": results.best_plan, "candidates": len(results.candidates),
-            "candidate_scores": [c.score for c in results.candidates]}
+            "candidate_scores": [c.score for c in results.candidates],
+            # What each candidate was and why it was (not) kept: the run's story, for reading results later.
+            "candidate_records": [{"stage": c.stage, "score": c.score, "accepted": c.accepted,
+                                   "plan": _describe(c.plan), "calls_per_example": c.calls_per_example,
+                                   "reason": c.reason} for c in results.candidates]}
+
+
+def _describe(plan: dict | None) -> str | None:
+    if plan is None:
+        return None
+    try:
+        return plan_from_dict(plan).describe()
+    except ValueError:  # a plan naming optimizers outside the default library: keep its raw form
+        return json.dumps(plan, sort_keys=True)
 
 
 def _meta_prompt(student, task, lms, config, seed):

@@ -75,6 +75,18 @@ def test_every_method_stays_within_the_cap_and_outputs_are_written(tmp_path):
     assert results["task_info"]["sizes"] == [6, 8, 10]
 
 
+def test_a_meta_run_records_what_each_candidate_was(tmp_path):
+    config = make_config(methods=["meta_structure"], seeds=[1], program_calls=400)
+    results = run_comparison(config, lms={k: e.as_lm() for k, e in engines().items()}, output=tmp_path / "r.json",
+                             work_dir=tmp_path / "work")
+    notes = results["runs"][0]["notes"]
+    records = notes["candidate_records"]  # for reading the run later: stage, score, plan, why (not) kept
+    assert len(records) == notes["candidates"] >= 3
+    assert [r["score"] for r in records] == notes["candidate_scores"]
+    assert records[0]["stage"].startswith("structure-init:") and records[0]["plan"] and records[0]["reason"]
+    assert sum(r["accepted"] for r in records) >= 1
+
+
 def test_max_val_and_max_test_take_the_first_examples(tmp_path):
     config = make_config(methods=["zero_shot_cot"], seeds=[1], max_val=3, max_test=4)
     results = run_comparison(config, lms={k: e.as_lm() for k, e in engines().items()}, output=tmp_path / "r.json",
