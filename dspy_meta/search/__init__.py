@@ -9,6 +9,6 @@ from dspy_meta.search.results import CandidateRecord, MetaResults
 from dspy_meta.search.screening import Screen, screening_bound
 from dspy_meta.search.strategies import PromptSearch, SearchStrategy, StructureSearch
 
-__all__ = ["AcceptanceRule", "ImprovesOnBest", "PairedSignTest", "AUTO_BUDGETS", "MetaBudget", "Candidate", "Rejection", "Evaluator",
-           "Proposal", "Proposer", "CandidateRecord", "MetaResults", "Screen", "screening_bound", "PromptSearch",
-           "SearchStrategy", "StructureSearch"]
+__all__ = ["AcceptanceRule", "ImprovesOnBest", "PairedSignTest", "AUTO_BUDGETS", "MetaBudget", "Candidate",
+           "Rejection", "Evaluator", "Proposal", "Proposer", "CandidateRecord", "MetaResults", "Screen", "screening_bound",
+           "PromptSearch", "SearchStrategy", "StructureSearch"]

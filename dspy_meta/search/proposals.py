@@ -31,7 +31,8 @@ from dspy_meta.runtime.usage import LevelUsage
 from dspy_meta.search.candidates import Rejection
 
 __all__ = ["ProposeOptimizerPrompts", "ProposeCompositeOptimizer", "Proposer", "Proposal", "render_examples",
-           "render_json", "parse_prompt_proposal", "with_guidance", "render_prompt_history", "describe_library",
+           "render_json", "parse_prompt_proposal", "with_guidance", "with_repairs", "feedback_or_note",
+           "render_prompt_history", "describe_library",
            "compact_plan", "render_tried_plans", "plan_format"]
 
 GUIDANCE_HEADER = "Task-specific guidance:"
@@ -143,10 +144,11 @@ def parse_prompt_proposal(text: str, current: PromptSet, *, guidance: str = "",
         raise ValueError(f"new_prompts is not valid JSON: {exc.msg}") from None
     if not isinstance(data, dict):
         raise ValueError("new_prompts must be a JSON object of prompt name -> text")
+    guidance = " ".join(str(guidance or "").split())
     unknown = set(data) - set(current)
     if unknown:
         message = f"unknown prompt name(s) {sorted(unknown)}; known: {sorted(current)}"
-        if repairs is None or not (guidance.strip() or set(data) - unknown):
+        if repairs is None or not (guidance or set(data) - unknown):
             raise ValueError(message)
         data = {name: value for name, value in data.items() if name not in unknown}
         repairs.append(f"dropped the rewrite of {message}")
@@ -166,7 +168,6 @@ def parse_prompt_proposal(text: str, current: PromptSet, *, guidance: str = "",
             raise ValueError(f"prompt {name!r} must be a string, got {type(value).__name__}")
         if template != old:
             updates[name] = template
-    guidance = " ".join(str(guidance or "").split())
     if len(guidance) > MAX_GUIDANCE_CHARS:
         raise ValueError(f"task_guidance is longer than {MAX_GUIDANCE_CHARS} characters")
     if guidance:
@@ -178,6 +179,20 @@ def parse_prompt_proposal(text: str, current: PromptSet, *, guidance: str = "",
     if not updates:
         raise ValueError("the proposal repeats the current prompts and gives no new task guidance")
     return updates
+
+
+def with_repairs(analysis: str, repairs: list[str], what: str) -> tuple[str, str]:
+    """(the analysis with the repairs appended, the note telling the meta LM at its next step), for a
+    proposal that was repaired before it ran; ("", analysis unchanged) when nothing was repaired."""
+    if not repairs:
+        return analysis, ""
+    said = "; ".join(repairs)
+    return f"{analysis} [repaired: {said}]".strip(), f"Your previous {what} was repaired before it ran: {said}"
+
+
+def feedback_or_note(feedback: str, note: str) -> str:
+    """What the meta LM is told: why its previous attempt was refused, else how its last proposal was repaired."""
+    return feedback if feedback != "none" or not note else note
 
 
 def render_prompt_history(history: list[tuple[PromptSet, float | None]]) -> str:

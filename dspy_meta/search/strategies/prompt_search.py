@@ -14,7 +14,8 @@ from dspy_meta.optimizers.spec import OptimizerSpec
 from dspy_meta.plans.nodes import OptimizeStep
 from dspy_meta.search.candidates import Candidate, Rejection
 from dspy_meta.search.proposals import (
-    ProposeOptimizerPrompts, Proposer, parse_prompt_proposal, render_json, render_prompt_history,
+    ProposeOptimizerPrompts, Proposer, feedback_or_note, parse_prompt_proposal, render_json, render_prompt_history,
+    with_repairs,
 )
 from dspy_meta.search.results import CandidateRecord
 from dspy_meta.search.strategies.base import SearchStrategy
@@ -66,7 +67,7 @@ class PromptSearch(SearchStrategy):
                 optimizer_description=description,
                 current_prompts=render_json({k: t.instructions for k, t in current.prompts.items()}),
                 history=render_prompt_history(self.history),
-                feedback=feedback if feedback != "none" or not note else note,
+                feedback=feedback_or_note(feedback, note),
             )
 
         def parse(prediction):
@@ -82,10 +83,7 @@ class PromptSearch(SearchStrategy):
             return list(rejections)
         updates, repairs = proposal.parsed
         self._pending = current.with_prompts(**updates)
-        analysis = str(proposal.prediction.task_analysis or "")
-        if repairs:
-            self._note = "Your previous proposal was repaired before it ran: " + "; ".join(repairs)
-            analysis = f"{analysis} [repaired: {'; '.join(repairs)}]".strip()
+        analysis, self._note = with_repairs(str(proposal.prediction.task_analysis or ""), repairs, "proposal")
         return [*rejections, Candidate(OptimizeStep(self._pending, ref=self.name), f"prompt:{self.name}",
                                        self.lineage, analysis=analysis, usage=proposal.usage)]
 

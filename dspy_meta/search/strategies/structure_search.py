@@ -21,7 +21,8 @@ from dspy_meta.plans.nodes import OptimizeStep, PlanLimits, PlanNode, parse_plan
 from dspy_meta.search.candidates import Candidate, Rejection
 from dspy_meta.plans.composite import plan_key
 from dspy_meta.search.proposals import (
-    ProposeCompositeOptimizer, Proposer, compact_plan, describe_library, plan_format, render_tried_plans,
+    ProposeCompositeOptimizer, Proposer, compact_plan, describe_library, feedback_or_note, plan_format,
+    render_tried_plans, with_repairs,
 )
 from dspy_meta.search.results import CandidateRecord
 from dspy_meta.search.strategies.base import SearchStrategy
@@ -75,7 +76,7 @@ class StructureSearch(SearchStrategy):
                 available_optimizers=describe_library(self.library),
                 plan_format=plan_format(self.library, self.limits),
                 tried_plans=render_tried_plans(self.tried),
-                feedback=feedback if feedback != "none" or not note else note,
+                feedback=feedback_or_note(feedback, note),
             )
 
         chosen: list[Candidate] = []
@@ -95,10 +96,8 @@ class StructureSearch(SearchStrategy):
             rejections += refused
             if proposal is not None:
                 plan, repairs = proposal.parsed
-                analysis = str(proposal.prediction.analysis or "")
-                if repairs:
-                    self._note = "Your previous plan was repaired before it ran: " + "; ".join(repairs)
-                    analysis = f"{analysis} [repaired: {'; '.join(repairs)}]".strip()
+                analysis, note_for_next = with_repairs(str(proposal.prediction.analysis or ""), repairs, "plan")
+                self._note = note_for_next or self._note
                 chosen.append(Candidate(plan, "structure", LINEAGE, analysis=analysis, usage=proposal.usage))
         if not chosen and self.explorer is not None:
             plan = self.explorer.draw(self.tried, compact_plan)
