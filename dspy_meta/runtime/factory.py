@@ -114,6 +114,12 @@ class Runtime:
         if guard is not None and guard.halted is None:
             guard.halted = reason
 
+    def resume(self) -> None:
+        """Lift `halt` (once nothing is running): LM calls go through the guard's limits again."""
+        guard = self.meters["program"].root_guard()
+        if guard is not None:
+            guard.halted = None
+
     def running_branches(self) -> int:
         """How many side-by-side items are still at work."""
         return self.ledger.running

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import Field
@@ -39,6 +39,10 @@ class MetaBudget(StrictModel):
             the two differ, it wins so often that a one-sided sign test rejects chance at this confidence
             (`PairedSignTest`): at 80, 3 wins and no loss suffice, 2 do not, 4 wins allow 1 loss. A tie never
             wins. 0: any strictly higher mean wins.
+        final_ensemble: after the search (also after a usage limit stopped it), an ensemble of this many of
+            the best distinct programs found, answering by vote, is scored and judged like any candidate (a
+            paired test against the run's best); 0: off. Its validation costs no program calls when the
+            members' answers are remembered (the run's memo), and about this many calls per example after.
         copro_breadth / copro_depth: the default COPRO input's budget.
         mipro_candidates / mipro_trials: the default MIPROv2 input's budget.
     """
@@ -54,6 +58,7 @@ class MetaBudget(StrictModel):
     screen_confidence_pct: Annotated[int, Field(ge=50, le=99)] = 90
     max_valset: _Positive = 100
     accept_confidence_pct: Annotated[int, Field(ge=0, le=99)] = 80
+    final_ensemble: Literal[0, 3, 4] = 3
     copro_breadth: Annotated[int, Field(ge=2)] = 4
     copro_depth: _Positive = 2
     mipro_candidates: _Positive = 4

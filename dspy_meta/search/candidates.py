@@ -16,6 +16,8 @@ class Candidate:
 
     `lineage` names the search it belongs to: it is judged against that search's best so far.
     `usage` is what proposing it cost (the meta LM call), counted with the candidate.
+    `derived`: built from other candidates' programs (an ensemble of found ones); even when it opens its
+    lineage it is no peer of the inputs and must pass the acceptance rule against the run's best.
     """
 
     plan: PlanNode
@@ -23,6 +25,7 @@ class Candidate:
     lineage: str
     analysis: str = ""
     usage: dict[str, LevelUsage] = field(default_factory=dict)
+    derived: bool = False
 
 
 @dataclass(frozen=True)

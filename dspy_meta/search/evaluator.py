@@ -21,7 +21,7 @@ from typing import Any
 
 import dspy
 
-from dspy_meta.errors import RunHalted, TooManyMetricFailures
+from dspy_meta.errors import BudgetExhausted, RunHalted, TooManyMetricFailures
 from dspy_meta.plans.composite import CompositeOptimizer, plan_key
 from dspy_meta.programs import rebuild, structure_of
 from dspy_meta.runtime.factory import Runtime
@@ -93,6 +93,7 @@ class Evaluator:
     _incumbent_examples: dict[str, tuple[float, ...] | None] = field(default_factory=dict)  # ... and per example
     _best: tuple[float, dspy.Module] | None = None
     _best_examples: tuple[float, ...] | None = None
+    _best_opened_lineage: bool = False  # the run's best is a lineage opener (an input), not a search's win
     _progress_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -125,6 +126,21 @@ class Evaluator:
         while batch := strategy.ask(self.proposer):
             strategy.tell(self.evaluate(batch))
         return strategy
+
+    def run_closing(self, strategy: SearchStrategy) -> SearchStrategy:
+        """`run` once the search has ended, even stopped by a usage limit: the stop is lifted for it (nothing
+        else runs now), so answers the run remembers cost nothing and a new call beyond the limit ends it
+        (logged) instead of running."""
+        stopped = self.runtime.halted
+        self.runtime.resume()
+        try:
+            return self.run(strategy)
+        except BudgetExhausted as stop:
+            logger.info("closing step skipped: %s (it needed answers the run had not seen)", stop)
+            return strategy
+        finally:
+            if stopped is not None:
+                self.runtime.halt(stopped)
 
     def run_side_by_side(self, parts: Sequence[Callable[[Evaluator], Any]]) -> list:
         """``[part(self) for part in parts]``, at once when threads allow, each part in its own branch.
@@ -163,16 +179,20 @@ class Evaluator:
                 for _, candidate in candidates:
                     scored.append(self._run(candidate, best_at_start[candidate.lineage]))
             except BaseException:  # a usage limit or Ctrl-C: what finished still counts
-                self._judge_batch(scored, best_at_start)
+                self._judge_batch(scored, [c for _, c in candidates], best_at_start)
                 raise
         for i, (record, _) in zip((i for i, _ in candidates), scored, strict=True):
             records[i] = record
-        self._judge_batch(scored, best_at_start)
+        self._judge_batch(scored, [c for _, c in candidates], best_at_start)
         return records
 
-    def _judge_batch(self, scored: list, best_at_start: dict[str, float | None]) -> None:
+    def _judge_batch(self, scored: list, candidates: list[Candidate], best_at_start: dict[str, float | None]) -> None:
+        derived = {id(record) for (record, _), candidate in zip(scored, candidates) if candidate.derived}
         for record, program in sorted(scored, key=lambda item: _judging_order(item[0], best_at_start)):
-            self._judge(record, program)
+            if id(record) in derived:
+                self._judge(record, program, derived=True)
+            else:
+                self._judge(record, program, opens_lineage=best_at_start.get(record.lineage) is None)
 
     def score_baseline(self) -> ProgramScore | None:
         """The unoptimized student's validation score and its score per example (checkpointed); None when
@@ -280,22 +300,37 @@ class Evaluator:
             logger.warning("candidate [%s] %s", candidate.stage, reason)
             return CandidateResult(None, None, reason, None)
 
-    def _judge(self, record: CandidateRecord, program: dspy.Module | None) -> None:
-        """The one place a candidate is accepted or not: against its lineage's best, and the run's."""
+    def _replaces_run_best(self, score: float | None, examples: tuple[float, ...] | None,
+                           opens_lineage: bool) -> bool:
+        """Whether a candidate becomes the run's best. Lineage openers (the inputs each search starts from)
+        are peers across the run, as within a batch: while the run's best is one of them, a higher mean
+        suffices (the best input, not the first one to finish). A search's own candidates, and anything
+        against a best that won a paired test, need the acceptance rule."""
+        current = self._best[0] if self._best else None
+        if opens_lineage and self._best_opened_lineage:
+            return score is not None and (current is None or score > current)
+        return rule_accepts(self.acceptance, score, current, examples, self._best_examples)
+
+    def _judge(self, record: CandidateRecord, program: dspy.Module | None, opens_lineage: bool = False,
+               derived: bool = False) -> None:
+        """The one place a candidate is accepted or not: against its lineage's best, and the run's. A derived
+        candidate (built from found programs) that opens its lineage is judged against the run's best."""
         incumbent = self._incumbents.get(record.lineage)
         incumbent_examples = self._incumbent_examples.get(record.lineage)
+        against = record.lineage
+        if derived and incumbent is None and self._best is not None:
+            incumbent, incumbent_examples, against = self._best[0], self._best_examples, "the run"
         examples = tuple(record.example_scores) if record.example_scores is not None else None
         record.best_before = incumbent
         record.accepted = rule_accepts(self.acceptance, record.score, incumbent, examples, incumbent_examples)
         if record.score is not None and not record.reason:
-            record.reason = self.acceptance.reason(record.score, incumbent, record.lineage, examples,
-                                                   incumbent_examples)
+            record.reason = self.acceptance.reason(record.score, incumbent, against, examples, incumbent_examples)
         if record.accepted:
             self._incumbents[record.lineage] = record.score
             self._incumbent_examples[record.lineage] = examples
-        if rule_accepts(self.acceptance, record.score, self._best[0] if self._best else None, examples,
-                                   self._best_examples):
+        if self._replaces_run_best(record.score, examples, opens_lineage):
             self._best, self._best_examples = (record.score, program), examples
+            self._best_opened_lineage = opens_lineage
             self.results.best_score, self.results.best_plan = record.score, record.plan
         logger.info("candidate [%s] score=%s: %s", record.stage, record.score, record.reason)
         self.tracker.candidate(record)
@@ -317,7 +352,7 @@ class Evaluator:
         return dataclasses.replace(self, runtime=self.runtime.branch(), results=MetaResults(),
                                    _programs=dict(self._programs), _incumbents=dict(self._incumbents),
                                    _incumbent_examples=dict(self._incumbent_examples), _best=None,
-                                   _best_examples=None)
+                                   _best_examples=None, _best_opened_lineage=False)
 
     def _merge(self, branches: list[Evaluator]) -> None:
         """Take the branches' records in branch order, as if they had run one after another."""
@@ -329,10 +364,10 @@ class Evaluator:
             self._incumbents.update(branch._incumbents)
             self._incumbent_examples.update(branch._incumbent_examples)
             self.results.best_optimizers.update(branch.results.best_optimizers)
-            current = self._best[0] if self._best else None
-            if branch._best is not None and rule_accepts(self.acceptance, branch._best[0], current,
-                                                         branch._best_examples, self._best_examples):
+            if branch._best is not None and self._replaces_run_best(branch._best[0], branch._best_examples,
+                                                                    branch._best_opened_lineage):
                 self._best, self._best_examples = branch._best, branch._best_examples
+                self._best_opened_lineage = branch._best_opened_lineage
                 self.results.best_score, self.results.best_plan = branch.results.best_score, branch.results.best_plan
 
     def _advance_progress(self, *, planned: int = 0) -> None:

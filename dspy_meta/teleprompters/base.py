@@ -36,6 +36,7 @@ from dspy_meta.search.acceptance import PairedSignTest, rule_accepts
 from dspy_meta.search.budget import MetaBudget
 from dspy_meta.search.evaluator import Evaluator
 from dspy_meta.search.screening import Screen
+from dspy_meta.search.strategies import EnsembleOfFound
 from dspy_meta.teleprompters.mipro_compat import resolve_lm, single_teacher
 from dspy_meta.tracking import NullTracker, Tracker, open_tracker, quiet_autolog
 from dspy_meta.tracking.records import run_params
@@ -132,6 +133,8 @@ class MetaSearch(_OwnRunTeleprompter):
             `dspy_meta.distributed.StudyStorage`; workers (`dspy_meta.distributed.run_worker`) run them.
         study_name: the run's study in `storage` (None: derived from the run's settings, data and LMs).
     """
+
+    closes_with_ensemble: bool = False  # searches over structure try an ensemble of what they found last
 
     def __init__(self, metric: Callable, *, budget: MetaBudget | dict | None = None, task_model=None,
                  prompt_model=None, meta_model=None, num_threads: int | None = None, seed: int = 9,
@@ -291,9 +294,16 @@ class MetaSearch(_OwnRunTeleprompter):
                 # Give the branches still running (their next LM call stops them) a moment to end.
                 _wait_until(lambda: runtime.running_branches() == 0, 5.0)
                 raise
+            self._ensemble_found(evaluator, runtime, budget)
         evaluator.results.wall_seconds = time.perf_counter() - started
         evaluator.results.lm_seconds = {level: meter.seconds for level, meter in runtime.meters.items()}
         return evaluator
+
+    def _ensemble_found(self, evaluator: Evaluator, runtime: Runtime, budget: MetaBudget) -> None:
+        """The closing candidate (`EnsembleOfFound`), also after a usage limit stopped the search."""
+        if self.closes_with_ensemble and budget.final_ensemble:
+            with quiet(not self.display_progress), runtime.activate():
+                evaluator.run_closing(EnsembleOfFound(evaluator.results.candidates, budget.final_ensemble))
 
     def _run_fingerprint(self, seed, budget, trainset, valset, student, lms, teacher=None,
                          teacher_settings=None) -> dict[str, Any]:

@@ -68,8 +68,12 @@ class MetaTeleprompter(MetaSearch):
             `MetaSearch` (`storage`: candidates queue in an Optuna study for workers, see `dspy_meta.distributed`).
 
     The returned program has ``meta_results_``: every candidate with its score, the accepted
-    path, the learned optimizers and plan, and LM usage per level.
+    path, the learned optimizers and plan, and LM usage per level. Last, an ensemble of the best programs
+    found is judged like any candidate (``budget.final_ensemble``; free to validate when their answers are
+    remembered, so it runs even after a usage limit stopped the search).
     """
+
+    closes_with_ensemble = True
 
     def __init__(self, metric: Callable, prompt_model=None, task_model=None, teacher_settings: dict | None = None,
                  max_bootstrapped_demos: int = 4, max_labeled_demos: int = 4, auto: str | None = "light",

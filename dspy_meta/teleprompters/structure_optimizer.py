@@ -47,7 +47,11 @@ class MetaStructureOptimizer(MetaSearch):
         optimizers: the input optimizer specs, as a list or a name -> spec mapping.
         limits: size limits for proposed plans.
         See `MetaSearch` for the others.
+
+    Last, an ensemble of the best programs found is judged like any candidate (``budget.final_ensemble``).
     """
+
+    closes_with_ensemble = True
 
     def __init__(self, metric: Callable, optimizers: Mapping[str, OptimizerSpec] | Sequence[OptimizerSpec],
                  *, limits: PlanLimits | None = None, **kwargs):

@@ -145,7 +145,7 @@ def test_an_experiment_run_queues_its_recipe_and_the_cli_worker_serves_it(tmp_pa
         time.sleep(0.1)
     ran = serve_experiment_studies(StudyStorage(url, poll_interval=0.1), lms=lms, idle_timeout=1)
     driver.join(timeout=60)
-    assert ran == 3 and found  # the three input optimizers' first runs, all by this worker
+    assert ran == 4 and found  # the three input optimizers' first runs and the closing ensemble, all by this worker
     results = found[0]
     study = optuna.load_study(study_name=optuna.get_all_study_names(url)[0], storage=url)
     recipe = study.user_attrs["dspy_meta_recipe"]

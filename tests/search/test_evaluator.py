@@ -87,6 +87,29 @@ def test_peers_opening_a_lineage_do_not_depend_on_their_order(program_engine, op
     assert evaluator.results.best_score == 1.0 and evaluator.results.best_plan == COPRO.to_dict()
 
 
+def test_inputs_opening_different_searches_are_peers_for_the_runs_best(program_engine, optimizer_engine,
+                                                                       shout_data):
+    # Each input optimizer opens its own search (lineage) and they finish in any order; the run's best was
+    # judged in arrival order, so a first input at 0.0 kept its place against a later one at 1.0 whenever
+    # the paired test could not tell them apart on a small valset (the cap-300 probe returned its
+    # BootstrapFewShot input that way). Inputs are peers; a search's own later candidate still needs the test.
+    evaluator = _evaluator(program_engine, optimizer_engine, shout_data)
+    evaluator.acceptance = PairedSignTest(0.99)
+    with evaluator.runtime.activate():
+        evaluator.run(FixedPlans([[Candidate(BOOTSTRAP, "input:a", "a")], [Candidate(COPRO, "input:b", "b")]]))
+    first, second = evaluator.results.candidates
+    assert first.score == 0.0 and second.score == 1.0
+    assert evaluator.results.best_score == 1.0 and evaluator.results.best_plan == COPRO.to_dict()
+
+    later = _evaluator(program_engine, optimizer_engine, shout_data)
+    later.acceptance = PairedSignTest(0.99)
+    with later.runtime.activate():
+        later.run(FixedPlans([[Candidate(BOOTSTRAP, "input:a", "a")], [Candidate(OTHER_BOOTSTRAP, "next", "a")],
+                              [Candidate(COPRO, "step", "a")]]))
+    assert [c.best_before for c in later.results.candidates] == [None, 0.0, 0.0]
+    assert later.results.best_plan == BOOTSTRAP.to_dict()  # 1.0 against 0.0 is not significant at 0.99 here
+
+
 def test_a_failing_candidate_is_recorded_without_a_score(program_engine, optimizer_engine, shout_data):
     evaluator = _evaluator(program_engine, optimizer_engine, shout_data)
     broken = OptimizeStep(OptimizerSpec.create("copro", breadth=2, depth=1))

@@ -1,5 +1,6 @@
 import json
 
+import dspy
 import pytest
 
 from dspy_meta.teleprompters import MetaBudget, MetaStructureOptimizer
@@ -148,3 +149,65 @@ def test_k_proposals_per_step_are_one_batch_with_the_same_records_at_any_thread_
     proposed = [r for r in sequential if r[0] == "structure"]
     assert [p[2] for p in proposed] == [1.0, 0.0] and proposed[0][3] and not proposed[1][3]
     assert records(4) == sequential
+
+
+DEMO_COUNTS = {f"labeled_{n}": OptimizerSpec.create("bootstrap_fewshot", max_bootstrapped_demos=0, max_labeled_demos=n)
+               for n in (1, 2, 3)}
+
+
+def _each_program_wrong_on_a_third(valset):
+    """Program LM: with n demos it is wrong on the validation examples i with i % 3 == n - 1, without demos on
+    all; so each one-optimizer program scores 2/3, and only a vote of all three gets everything right."""
+    wrong_with = {example.word: i % 3 + 1 for i, example in enumerate(valset)}
+
+    def respond(call):
+        word = call.inputs.get("word", "")
+        demos = sum(1 for role, _ in call.messages if role == "assistant")
+        right = demos and wrong_with.get(word) != demos
+        return {"reasoning": "-", "answer": word.upper() if right else f"{word}-{demos}"}
+
+    return respond
+
+
+def _ensemble_run(trainset, valset, steps, **kwargs):
+    from dspy_meta.testing.toy_task import shout_optimizer_responder
+
+    plan = {"op": "sequence", "steps": [{"op": "optimize", "ref": "labeled_1"},
+                                        {"op": "transform", "kind": "self_consistency", "params": {"samples": 3}}]}
+    return MetaStructureOptimizer(
+        shout_metric, DEMO_COUNTS, budget=MetaBudget(structure_steps=steps), seed=0, display_progress=False,
+        task_model=ScriptedEngine(_each_program_wrong_on_a_third(valset)).as_lm(),
+        prompt_model=ScriptedEngine(shout_optimizer_responder).as_lm(),
+        meta_model=ScriptedEngine(lambda c: {"analysis": "", "plan": json.dumps(plan)}).as_lm(), **kwargs,
+    ).compile(Shout(), trainset=trainset, valset=valset)
+
+
+def test_an_ensemble_of_the_found_programs_closes_the_run_and_wins_by_the_paired_test():
+    from dspy_meta.programs import structure_of
+    from dspy_meta.testing.toy_task import shout_examples
+
+    trainset, valset = shout_examples(8), shout_examples(12, offset=8)
+    program = _ensemble_run(trainset, valset, steps=0)
+    results = program.meta_results_
+    *inputs, closing = results.candidates
+    assert [c.score for c in inputs] == [pytest.approx(2 / 3, abs=1e-3)] * 3
+    assert closing.stage == "ensemble-of-found" and closing.score == 1.0 and closing.accepted
+    assert "improved on the best of the run so far (0.667): better on 4, worse on 0" in closing.reason
+    assert closing.usage["program"].calls == 0  # every member answer was remembered
+    assert closing.calls_per_example == 3.0
+    assert results.best_score == 1.0 and structure_of(program)["kind"] == "ensemble"
+    with dspy.context(lm=ScriptedEngine(_each_program_wrong_on_a_third(valset)).as_lm()):
+        assert [shout_metric(e, program(word=e.word)) for e in valset] == [1.0] * 12
+
+
+def test_the_closing_ensemble_runs_after_a_usage_limit_stopped_the_search():
+    from dspy_meta.testing.toy_task import shout_examples
+
+    trainset, valset = shout_examples(8), shout_examples(12, offset=8)
+    # Baseline and the three inputs take 48 program calls; the structure step's plan (sampled answers) needs
+    # 36 more.
+    program = _ensemble_run(trainset, valset, steps=1, usage_limits={"program_calls": 52})
+    results = program.meta_results_
+    assert results.stopped_reason.startswith("budget") and results.usage["program"].calls <= 52
+    closing = results.candidates[-1]
+    assert closing.stage == "ensemble-of-found" and closing.accepted and results.best_score == 1.0
