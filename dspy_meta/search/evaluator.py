@@ -171,8 +171,14 @@ class Evaluator:
             def run_one(branch: Evaluator, candidate: Candidate):
                 return branch._run(candidate, best_at_start[candidate.lineage])
 
-            scored = self.runtime.side_by_side([c for _, c in candidates], run_one, make_branch=self._branch,
-                                               before_raise=self._merge)
+            merged_from = len(self.results.candidates)
+            try:
+                scored = self.runtime.side_by_side([c for _, c in candidates], run_one, make_branch=self._branch,
+                                                   before_raise=self._merge)
+            except BaseException:  # a usage limit or Ctrl-C stopped a sibling: what finished still counts
+                self._judge_finished(self.results.candidates[merged_from:], [c for _, c in candidates],
+                                     best_at_start)
+                raise
         else:
             scored = []
             try:
@@ -185,6 +191,16 @@ class Evaluator:
             records[i] = record
         self._judge_batch(scored, [c for _, c in candidates], best_at_start)
         return records
+
+    def _judge_finished(self, records: list[CandidateRecord], candidates: list[Candidate],
+                        best_at_start: dict[str, float | None]) -> None:
+        """Judge the records side-by-side branches merged before one of them stopped the batch (the others
+        finished: their scores are comparable and must not go unjudged)."""
+        by_plan = {plan_key(c.plan): c for c in candidates}
+        keys = [json.dumps(r.plan, sort_keys=True) if r.plan is not None else None for r in records]
+        finished = [(r, key) for r, key in zip(records, keys) if key in by_plan]
+        self._judge_batch([(r, self.program_of(r)) for r, _ in finished], [by_plan[key] for _, key in finished],
+                          best_at_start)
 
     def _judge_batch(self, scored: list, candidates: list[Candidate], best_at_start: dict[str, float | None]) -> None:
         derived = {id(record) for (record, _), candidate in zip(scored, candidates) if candidate.derived}

@@ -110,6 +110,38 @@ def test_inputs_opening_different_searches_are_peers_for_the_runs_best(program_e
     assert later.results.best_plan == BOOTSTRAP.to_dict()  # 1.0 against 0.0 is not significant at 0.99 here
 
 
+@pytest.mark.parametrize("num_threads", [None, 4])
+def test_candidates_that_finished_are_judged_when_a_sibling_stops_the_batch(program_engine, optimizer_engine,
+                                                                            shout_data, num_threads):
+    # The cap-300 probe: of a structure step's two side-by-side proposals one scored 0.50 and the other hit
+    # the usage limit; the finished one was recorded but never judged (no reason, not compared).
+    from dspy_meta.errors import BudgetExhausted
+    from dspy_meta.search.runners import LocalRunner
+
+    import threading
+
+    done = threading.Event()
+
+    class LimitOnCopro(LocalRunner):
+        def result(self, evaluator, candidate, key, best):
+            if candidate.stage == "limited":
+                done.wait(10)  # the sibling finishes first, as in the probe
+                raise BudgetExhausted("program calls limit reached")
+            try:
+                return super().result(evaluator, candidate, key, best)
+            finally:
+                done.set()
+
+    evaluator = _evaluator(program_engine, optimizer_engine, shout_data, num_threads)
+    evaluator.runner = LimitOnCopro()
+    with evaluator.runtime.activate(), pytest.raises(BudgetExhausted):
+        evaluator.run(FixedPlans([[Candidate(BOOTSTRAP, "finished", "x"), Candidate(COPRO, "limited", "x")]]))
+    (finished,) = evaluator.results.candidates
+    assert finished.stage == "finished" and finished.score == 0.0
+    assert finished.accepted and finished.reason == "first scored candidate of x"
+    assert evaluator.results.best_score == 0.0
+
+
 def test_a_failing_candidate_is_recorded_without_a_score(program_engine, optimizer_engine, shout_data):
     evaluator = _evaluator(program_engine, optimizer_engine, shout_data)
     broken = OptimizeStep(OptimizerSpec.create("copro", breadth=2, depth=1))
