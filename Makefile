@@ -21,7 +21,7 @@ test: test-fast test-local
 # Scripted LMs and real benchmark files; no model, no API key.
 test-fast:
 	$(PYTHON) -m pip install -q -e '.[dev]'
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest -q -rs  # -rs: say which tests were skipped and why (e.g. BIG-bench files unavailable)
 
 # The distributed tests against a real PostgreSQL server: installs Debian's package if needed, starts a
 # throwaway cluster, runs the tests marked postgres, removes the cluster (.ci/run's step after the fast suite).

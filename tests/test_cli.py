@@ -13,7 +13,7 @@ from dspy_meta.testing import ScriptedEngine
 from dspy_meta.testing.toy_task import MAGIC_WORD, aligning_meta_responder, shout_optimizer_responder
 
 DRY_CONFIG = """name: dry
-task: {name: bigbench_word_sorting_short, kwargs: {max_words: 3, n_train: 6, n_val: 8, n_test: 10}}
+task: {name: word_sorting_generated, kwargs: {max_words: 3, n_train: 6, n_val: 8, n_test: 10}}
 lms: {program: openai/gpt-4o-mini, optimizer: openai/gpt-4o-mini, meta: openai/gpt-4o}
 methods: [zero_shot_cot, meta_teleprompter]
 seeds: [0, 1]
@@ -63,7 +63,7 @@ def test_configs_lists_the_shipped_configs(capsys):
     assert main(["configs"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines] == list(shipped_configs())
-    assert any(line.split()[:3] == ["demo", "run", "bigbench_word_sorting_short"] for line in lines)
+    assert any(line.split()[:3] == ["demo", "run", "word_sorting_generated"] for line in lines)
     assert any(line.split()[1] == "compare" for line in lines)
 
 
@@ -89,7 +89,7 @@ def scripted_models(monkeypatch):
 
 
 RUN_CONFIG = """name: tiny
-task: {name: bigbench_word_sorting_short, kwargs: {max_words: 3, n_train: 6, n_val: 8, n_test: 10}}
+task: {name: word_sorting_generated, kwargs: {max_words: 3, n_train: 6, n_val: 8, n_test: 10}}
 lms: {program: scripted/p, optimizer: scripted/o, meta: scripted/m}
 budget: {prompt_steps: 1, structure_steps: 1, copro_breadth: 2, copro_depth: 1, mipro_candidates: 2, mipro_trials: 2}
 methods: [zero_shot_cot, gepa, meta_teleprompter]
@@ -109,7 +109,7 @@ def test_run_writes_the_tables_to_files_and_prints_a_short_summary(tmp_path, cap
     assert "running meta_teleprompter, seed 0" in caplog.text  # logs go through logging (stderr), not stdout
     out, err = capsys.readouterr()
     lines = out.splitlines()
-    assert lines[0] == "bigbench_word_sorting_short: train/val/test = 6/8/10; seeds [0]" and len(lines) == 6
+    assert lines[0] == "word_sorting_generated: train/val/test = 6/8/10; seeds [0]" and len(lines) == 6
     assert lines[2].split() == ["zero_shot_cot", *lines[2].split()[1:3], "-"]
     assert lines[3].split()[0] == "gepa" and lines[3].split()[3] == "-"
     meta = lines[4].split()
@@ -129,7 +129,7 @@ def test_demo_runs_the_shipped_config_from_any_directory(tmp_path, monkeypatch, 
     monkeypatch.chdir(tmp_path)  # no configs/ here
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("bigbench_word_sorting_short: train/val/test = 10/20/40; seeds [0]")
+    assert out.startswith("word_sorting_generated: train/val/test = 10/20/40; seeds [0]")
     assert "LM usage while optimizing" in out and "meta_teleprompter meta" in " ".join(out.split())
     assert (tmp_path / "runs" / "demo" / "results.md").exists()
     assert main(["run", "no_such_config"]) == 2
@@ -138,7 +138,7 @@ def test_demo_runs_the_shipped_config_from_any_directory(tmp_path, monkeypatch, 
 
 
 COMPARE_CONFIG = """name: tinycompare
-task: {name: bigbench_word_sorting_short, kwargs: {max_words: 3, n_train: 6, n_val: 8, n_test: 10}}
+task: {name: word_sorting_generated, kwargs: {max_words: 3, n_train: 6, n_val: 8, n_test: 10}}
 lms: {program: scripted/p, optimizer: scripted/o, meta: scripted/m}
 program_calls: 12
 seeds: [1]
@@ -154,7 +154,7 @@ def test_compare_writes_its_table_and_prints_a_short_summary(tmp_path, capsys, s
     assert main(["compare", str(config), "--output", str(output)]) == 0
     out, err = capsys.readouterr()
     lines = out.splitlines()
-    assert lines[0].startswith("bigbench_word_sorting_short: program-LM call cap 12; seeds [1]; reference ")
+    assert lines[0].startswith("word_sorting_generated: program-LM call cap 12; seeds [1]; reference ")
     assert [line.split()[0] for line in lines[2:4]] == ["zero_shot_cot", "bootstrap_fewshot"]
     assert "|" not in out and output.exists() and "| bootstrap_fewshot |" in output.with_suffix(".md").read_text()
     assert "Bootstrapped" not in out + err  # DSPy's prints: silenced

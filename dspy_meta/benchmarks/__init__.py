@@ -15,6 +15,7 @@ from dspy_meta.benchmarks.sources import (
 from dspy_meta.benchmarks.choice import (
     ChainOfThoughtChoice, extract_choice_letter, load_gpqa_diamond, load_mmlu_abstract_algebra, multiple_choice_metric,
 )
+from dspy_meta.benchmarks.generated import load_word_sorting_generated
 from dspy_meta.benchmarks.registry import available_tasks, load_task
 from dspy_meta.benchmarks.tasks import (
     ChainOfThoughtQA, Task, exact_match_metric, load_bbh_dyck_languages, load_bbh_word_sorting,
@@ -26,5 +27,5 @@ __all__ = ["BenchmarkDataError", "bigbench_task_file", "bigbench_task_files", "d
            "ChainOfThoughtChoice", "ChainOfThoughtQA", "Task", "available_tasks", "exact_match_metric",
            "extract_choice_letter",
            "load_bbh_dyck_languages", "load_bbh_word_sorting", "load_gpqa_diamond", "load_mmlu_abstract_algebra",
-           "load_colored_objects", "load_object_counting", "load_task", "load_word_sorting_short", "multiple_choice_metric", "normalize_whitespace",
+           "load_colored_objects", "load_object_counting", "load_task", "load_word_sorting_generated", "load_word_sorting_short", "multiple_choice_metric", "normalize_whitespace",
            "short_answer_metric"]

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dspy_meta.benchmarks.choice import load_gpqa_diamond, load_mmlu_abstract_algebra
+from dspy_meta.benchmarks.generated import load_word_sorting_generated
 from dspy_meta.benchmarks.tasks import (
     Task, load_bbh_dyck_languages, load_bbh_word_sorting, load_colored_objects, load_dyck_languages_short, load_object_counting,
     load_word_sorting_short,
@@ -20,6 +21,7 @@ _LOADERS: dict[str, Callable[..., Task]] = {
     "bigbench_dyck_languages_short": load_dyck_languages_short,
     "bigbench_object_counting": load_object_counting,
     "bigbench_colored_objects": load_colored_objects,
+    "word_sorting_generated": load_word_sorting_generated,
     "mmlu_abstract_algebra": load_mmlu_abstract_algebra,
     "gpqa_diamond": load_gpqa_diamond,
 }

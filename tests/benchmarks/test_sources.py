@@ -17,10 +17,20 @@ from dspy_meta.benchmarks.sources import (
 )
 
 
-@pytest.fixture(scope="module")
-def real_bigbench():
-    """The real task files (downloaded once into the default cache)."""
-    return bigbench_task_files()
+@pytest.fixture
+def real_bigbench(bigbench_files):
+    """The real task files (downloaded once into the default cache), or a skip saying why not."""
+    return bigbench_files
+
+
+@pytest.fixture
+def pins(monkeypatch):
+    """Stand-in task files pinned in place of BIG-bench's, so the cache mechanics run without the real sdist."""
+    files = {task: json.dumps({"examples": [{"input": f"syndrome {task}", "target": "x"}]}).encode()
+             for task in BIGBENCH_SHA256}
+    hashes = {task: hashlib.sha256(data).hexdigest() for task, data in files.items()}
+    monkeypatch.setattr(sources, "BIGBENCH_SHA256", hashes)
+    return files, hashes
 
 
 def _tarball(path: Path, members: dict[str, bytes]) -> Path:
@@ -33,10 +43,9 @@ def _tarball(path: Path, members: dict[str, bytes]) -> Path:
 
 
 @pytest.fixture
-def local_sdist(tmp_path, real_bigbench):
-    """A small stand-in for bigbench-1.0.0.tar.gz: same member paths, real task files, a decoy."""
-    members = {f"bigbench-1.0.0/bigbench/benchmark_tasks/{task}/task.json": path.read_bytes()
-               for task, path in real_bigbench.items()}
+def local_sdist(tmp_path, pins):
+    """A small stand-in for bigbench-1.0.0.tar.gz: same member paths, the pinned task files, a decoy."""
+    members = {f"bigbench-1.0.0/bigbench/benchmark_tasks/{task}/task.json": data for task, data in pins[0].items()}
     members["bigbench-1.0.0/bigbench/benchmark_tasks/other_task/task.json"] = b"{}"
     return _tarball(tmp_path / "bigbench-1.0.0.tar.gz", members)
 
@@ -78,29 +87,30 @@ def test_real_mmlu_file_is_pinned():
                                          "correct_answer", "topic"}
 
 
-def test_corrupted_cache_is_repaired_from_a_local_sdist(tmp_path, local_sdist):
+def test_corrupted_cache_is_repaired_from_a_local_sdist(tmp_path, local_sdist, pins):
+    hashes = pins[1]
     cache = tmp_path / "cache"
     broken = data_dir(cache) / "bigbench" / "word_sorting" / "task.json"
     broken.parent.mkdir(parents=True)
     broken.write_text('{"examples": []}')
     path = bigbench_task_file("word_sorting", cache_dir=cache, tarball=local_sdist)
     assert path == broken
-    assert sha256_file(path) == BIGBENCH_SHA256["word_sorting"]
-    assert sha256_file(data_dir(cache) / "bigbench" / "dyck_languages" / "task.json") == BIGBENCH_SHA256["dyck_languages"]
+    assert sha256_file(path) == hashes["word_sorting"]
+    assert sha256_file(data_dir(cache) / "bigbench" / "dyck_languages" / "task.json") == hashes["dyck_languages"]
     leftovers = [p.name for p in data_dir(cache).rglob("*") if p.name.endswith(".tmp") or "download" in p.name]
     assert leftovers == []
 
 
-def test_sdist_from_environment_variable(monkeypatch, tmp_path, local_sdist):
+def test_sdist_from_environment_variable(monkeypatch, tmp_path, local_sdist, pins):
     monkeypatch.setenv(sources.BIGBENCH_TARBALL_ENV, str(local_sdist))
     path = bigbench_task_file("dyck_languages", cache_dir=tmp_path)
-    assert sha256_file(path) == BIGBENCH_SHA256["dyck_languages"]
+    assert sha256_file(path) == pins[1]["dyck_languages"]
 
 
-def test_wrong_hash_raises_and_never_lands_in_the_cache(tmp_path, real_bigbench):
-    tampered = real_bigbench["word_sorting"].read_bytes().replace(b"syndrome", b"syndromes", 1)
-    members = {f"bigbench-1.0.0/bigbench/benchmark_tasks/{task}/task.json": path.read_bytes()
-               for task, path in real_bigbench.items()}
+def test_wrong_hash_raises_and_never_lands_in_the_cache(tmp_path, pins):
+    files, hashes = pins
+    tampered = files["word_sorting"].replace(b"syndrome", b"syndromes", 1)
+    members = {f"bigbench-1.0.0/bigbench/benchmark_tasks/{task}/task.json": data for task, data in files.items()}
     members["bigbench-1.0.0/bigbench/benchmark_tasks/word_sorting/task.json"] = tampered
     sdist = _tarball(tmp_path / "bad.tar.gz", members)
     cache = tmp_path / "cache"
@@ -110,7 +120,7 @@ def test_wrong_hash_raises_and_never_lands_in_the_cache(tmp_path, real_bigbench)
     with pytest.raises(BenchmarkDataError) as err:
         bigbench_task_file("word_sorting", cache_dir=cache, tarball=sdist)
     message = str(err.value)
-    assert hashlib.sha256(tampered).hexdigest() in message and BIGBENCH_SHA256["word_sorting"] in message
+    assert hashlib.sha256(tampered).hexdigest() in message and hashes["word_sorting"] in message
     assert "pip download --no-deps bigbench==1.0.0" in message and "DSPY_META_BIGBENCH_TARBALL" in message
     assert corrupted.read_bytes() == b"corrupted"
     assert isinstance(err.value, RuntimeError)
@@ -142,13 +152,29 @@ def test_unreachable_registry_gives_the_fix_command(monkeypatch, tmp_path):
     assert not any(p.name.startswith(".bigbench-download-") for p in data_dir(tmp_path / "cache").iterdir())
 
 
-def test_concurrent_fills_agree(tmp_path, local_sdist):
+def test_a_release_the_index_no_longer_serves_is_named_with_what_to_use_instead(monkeypatch, tmp_path):
+    # An index that lists only another release, as PyPI now does for bigbench (0.0.1 only).
+    links = tmp_path / "links"
+    links.mkdir()
+    _tarball(links / "bigbench-0.0.1.tar.gz", {"bigbench-0.0.1/README": b"stub"})
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(links))
+    monkeypatch.delenv(sources.BIGBENCH_TARBALL_ENV, raising=False)
+    with pytest.raises(BenchmarkDataError) as err:
+        bigbench_task_files(cache_dir=tmp_path / "cache")
+    message = str(err.value)
+    assert "bigbench==1.0.0 is not on the package index" in message and "only bigbench 0.0.1" in message
+    assert "word_sorting_generated" in message and "DSPY_META_BIGBENCH_TARBALL" in message
+    assert "is PyPI reachable?" not in message
+
+
+def test_concurrent_fills_agree(tmp_path, local_sdist, pins):
     cache = tmp_path / "cache"
     with ThreadPoolExecutor(max_workers=4) as pool:
         paths = list(pool.map(lambda task: bigbench_task_file(task, cache_dir=cache, tarball=local_sdist),
                               ["word_sorting", "dyck_languages"] * 4))
     assert len(set(paths)) == 2
-    assert all(sha256_file(p) == BIGBENCH_SHA256[p.parent.name] for p in paths)
+    assert all(sha256_file(p) == pins[1][p.parent.name] for p in paths)
 
 
 def _wheel(path: Path, mmlu: bytes) -> Path:

@@ -124,7 +124,7 @@ def test_an_experiment_run_queues_its_recipe_and_the_cli_worker_serves_it(tmp_pa
     from dspy_meta.testing.toy_task import aligning_meta_responder, shout_optimizer_responder
 
     config = ExperimentConfig.from_dict({
-        "name": "queued", "task": {"name": "bigbench_word_sorting_short",
+        "name": "queued", "task": {"name": "word_sorting_generated",
                                    "kwargs": {"max_words": 3, "n_train": 4, "n_val": 4, "n_test": 4}},
         "lms": {"program": "scripted/p", "optimizer": "scripted/o", "meta": "scripted/m"},
         "budget": {"prompt_steps": 0, "structure_steps": 0, "copro_breadth": 2, "copro_depth": 1,

@@ -26,7 +26,7 @@ def engines():
 
 
 def make_config(**changes):
-    data = {"name": "scripted", "task": {"name": "bigbench_word_sorting_short",
+    data = {"name": "scripted", "task": {"name": "word_sorting_generated",
                                          "kwargs": {"max_words": 3, "n_train": 6, "n_val": 8, "n_test": 10}},
             "lms": {"program": "scripted/p", "optimizer": "scripted/o", "meta": "scripted/m"},
             "program_calls": 12, "seeds": [1, 2],
@@ -67,7 +67,7 @@ def test_every_method_stays_within_the_cap_and_outputs_are_written(tmp_path):
     saved = json.loads((tmp_path / "r.json").read_text())
     entry = saved["methods"]["copro"]
     assert {"stock", "val", "test", "program_calls", "inference_calls_per_example"} <= set(entry)
-    assert saved["task"] == "bigbench_word_sorting_short" and saved["complete"]
+    assert saved["task"] == "word_sorting_generated" and saved["complete"]
     assert saved["reference"] in ("bootstrap_fewshot", "copro", "mipro_v2", "gepa")
     assert "| meta_teleprompter | no | 1 |" in (tmp_path / "r.md").read_text()
     assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"

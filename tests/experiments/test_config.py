@@ -7,7 +7,7 @@ from dspy_meta.experiments import ConfigError, ExperimentConfig, load_config
 # compare_*.yaml are comparison configs, checked in test_compare.py
 CONFIGS = sorted(p for p in Path(__file__).resolve().parents[2].joinpath("configs").glob("*.yaml")
                  if not p.name.startswith("compare_"))
-MINIMAL = {"name": "x", "task": "bigbench_word_sorting_short",
+MINIMAL = {"name": "x", "task": "word_sorting_generated",
            "lms": {"program": "qwen2.5-coder-0.5b", "optimizer": "qwen2.5-coder-1.5b", "meta": "openai/gpt-4o"}}
 
 

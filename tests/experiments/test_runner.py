@@ -16,7 +16,7 @@ def sorting_program(call):
 @pytest.fixture
 def config():
     return ExperimentConfig.from_dict({
-        "name": "scripted", "task": {"name": "bigbench_word_sorting_short",
+        "name": "scripted", "task": {"name": "word_sorting_generated",
                                      "kwargs": {"max_words": 3, "n_train": 6, "n_val": 8, "n_test": 10}},
         "lms": {"program": "scripted/p", "optimizer": "scripted/o", "meta": "scripted/m"},
         "budget": {"prompt_steps": 1, "structure_steps": 1, "copro_breadth": 2, "copro_depth": 1,

@@ -12,7 +12,7 @@ from dspy_meta.testing.toy_task import aligning_meta_responder, shout_optimizer_
 
 from .test_runner import sorting_program
 
-BASE = {"name": "scripted", "task": {"name": "bigbench_word_sorting_short",
+BASE = {"name": "scripted", "task": {"name": "word_sorting_generated",
                                      "kwargs": {"max_words": 3, "n_train": 6, "n_val": 8, "n_test": 10}},
         "lms": {"program": "scripted/p", "optimizer": "scripted/o", "meta": "scripted/m"},
         "methods": ["zero_shot_cot", "few_shot_cot"], "seeds": [0], "max_bootstrapped_demos": 1,
@@ -58,8 +58,8 @@ def test_another_lm_is_refused_and_unchanged_runs_are_reused_saying_so(tmp_path,
 
 
 @pytest.mark.parametrize("change, message", [
-    ({"task": {"name": "bigbench_word_sorting_short", "kwargs": {"n_trian": 6}}}, r"unknown setting\(s\) \['n_trian'\]"),
-    ({"task": {"name": "bigbench_word_sorting_short", "kwargs": {"n_train": 1}}}, "too few examples"),
+    ({"task": {"name": "word_sorting_generated", "kwargs": {"n_trian": 6}}}, r"unknown setting\(s\) \['n_trian'\]"),
+    ({"task": {"name": "word_sorting_generated", "kwargs": {"n_train": 1}}}, "too few examples"),
     ({"lms": {"program": "gpt4", "optimizer": "scripted/o", "meta": "scripted/m"}}, "unknown model 'gpt4'"),
 ])
 def test_config_errors_are_found_before_the_first_method(tmp_path, change, message):

@@ -45,7 +45,7 @@ def test_query_string_credentials_never_reach_run_json(tmp_path, shout_data):
 
 def test_config_check_refuses_query_string_credentials():
     with pytest.raises(ConfigError, match=r"lms.program.kwargs.api_base: holds credentials"):
-        ExperimentConfig.from_dict({"name": "x", "task": "bigbench_word_sorting_short", "lms": {
+        ExperimentConfig.from_dict({"name": "x", "task": "word_sorting_generated", "lms": {
             "program": {"model": "openai/m", "kwargs": {"api_base": "https://h.invalid/v1?key=abcdef123456"}},
             "optimizer": "openai/m", "meta": "openai/m"}})
 
