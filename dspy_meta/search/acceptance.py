@@ -102,3 +102,20 @@ def rule_accepts(rule: AcceptanceRule, score: float | None, best: float | None, 
     if _takes_example_scores(rule):
         return rule.accepts(score, best, scores, best_scores)
     return rule.accepts(score, best)
+
+
+def judge_against_baseline(rule: AcceptanceRule, best: float | None, baseline: float | None, scores: Scores = None,
+                           baseline_scores: Scores = None, *, best_is_input: bool = False) -> tuple[bool, str | None]:
+    """Whether the run's best replaces the unoptimized program, and why (None when there is no baseline).
+
+    An input optimizer's own result is what DSPy's optimizer returns: like the inputs among themselves, it
+    needs only a higher mean (a tie keeps the program); the meta search's own candidates need `rule`.
+    """
+    accepted = rule_accepts(rule, best, baseline, scores, baseline_scores)
+    if best is None or baseline is None:
+        return accepted, None
+    reason = rule.reason(best, baseline, "the unoptimized program", scores, baseline_scores)
+    if not accepted and best_is_input and best > baseline:
+        return True, (f"an input optimizer's result, kept on a higher mean than the unoptimized program "
+                      f"({best:.3f} > {baseline:.3f}) as DSPy returns it; the paired test alone: {reason}")
+    return accepted, reason

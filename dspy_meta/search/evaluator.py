@@ -105,6 +105,10 @@ class Evaluator:
         return self._best
 
     @property
+    def best_is_an_input(self) -> bool:
+        return self._best is not None and self._best_opened_lineage
+
+    @property
     def best_examples(self) -> tuple[float, ...] | None:
         """The best program's score on each validation example (None when unknown)."""
         return self._best_examples
@@ -211,8 +215,7 @@ class Evaluator:
                 self._judge(record, program, opens_lineage=best_at_start.get(record.lineage) is None)
 
     def score_baseline(self) -> ProgramScore | None:
-        """The unoptimized student's validation score and its score per example (checkpointed); None when
-        the metric failed too often."""
+        """The unoptimized student's validation score and per-example scores (checkpointed); None: metric failed."""
         def score() -> ProgramScore | None:
             self.runtime.metric.reset()
             try:

@@ -32,7 +32,7 @@ from dspy_meta.runtime.program_state import copy_program_state, program_state
 from dspy_meta.runtime.quiet import quiet
 from dspy_meta.runtime.storage import RunStore
 from dspy_meta.runtime.usage import UsageLimits
-from dspy_meta.search.acceptance import PairedSignTest, rule_accepts
+from dspy_meta.search.acceptance import PairedSignTest, judge_against_baseline
 from dspy_meta.search.budget import MetaBudget
 from dspy_meta.search.evaluator import Evaluator
 from dspy_meta.search.screening import Screen
@@ -345,11 +345,10 @@ class MetaSearch(_OwnRunTeleprompter):
         results.usage = evaluator.runtime.usage()
         baseline = results.baseline_score
         best = evaluator.best_program
-        accepted = best is not None and best[1] is not None and rule_accepts(
-            evaluator.acceptance, best[0], baseline, evaluator.best_examples, evaluator.baseline_examples)
-        if best is not None and baseline is not None:
-            results.final_reason = evaluator.acceptance.reason(best[0], baseline, "the unoptimized program",
-                                                               evaluator.best_examples, evaluator.baseline_examples)
+        accepted, results.final_reason = judge_against_baseline(
+            evaluator.acceptance, best[0] if best else None, baseline, evaluator.best_examples,
+            evaluator.baseline_examples, best_is_input=evaluator.best_is_an_input)
+        accepted = accepted and best is not None and best[1] is not None
         if accepted:
             # The best program's structure around a fresh copy of the student, with the best state: predictor
             # LMs stay the user's objects (a transform's own predictors come with the structure).

@@ -17,10 +17,10 @@ def toy_engines(program=None, optimizer=None, *, faults=None) -> list[ScriptedEn
             ScriptedEngine(aligning_meta_responder, faults=faults)]
 
 
-def compile_toy(engines, data, **kwargs):
+def compile_toy(engines, data, metric=shout_metric, **kwargs):
     """A tiny-budget MetaTeleprompter run of the shout task on `engines`."""
     kwargs = {"budget": TINY, "seed": 0, "display_progress": False, "max_bootstrapped_demos": 1,
               "max_labeled_demos": 0, **kwargs}
-    teleprompter = MetaTeleprompter(shout_metric, task_model=engines[0].as_lm(), prompt_model=engines[1].as_lm(),
+    teleprompter = MetaTeleprompter(metric, task_model=engines[0].as_lm(), prompt_model=engines[1].as_lm(),
                                     meta_model=engines[2].as_lm(), **kwargs)
     return teleprompter.compile(Shout(), trainset=data[0], valset=data[1])

@@ -61,3 +61,23 @@ def test_a_tie_never_wins_and_the_reason_reports_the_margin(shout_data):
             if record.score == record.best_before:
                 assert not record.accepted
         first.setdefault(record.lineage, record)
+
+
+def test_an_input_optimizers_result_is_kept_on_a_higher_mean_as_dspy_returns_it(shout_data):
+    """The BootstrapFewShot input finds shouting (demos help this program LM), but the metric rewards it on
+    one validation example only: not significant for the paired test, yet DSPy's BootstrapFewShot would
+    return that program, so MetaTeleprompter does too (it used to return the unoptimized program)."""
+    from dspy_meta.testing.toy_task import shout_program_responder
+
+    from .conftest import compile_toy, toy_engines
+
+    engines = toy_engines(program=lambda call: shout_program_responder(call, demos_help=True))
+    metric = _lucky_metric({example.word for example in shout_data[1][1:]})
+    program = compile_toy(engines, shout_data, metric=metric, usage_limits={"program_calls": 20},
+                          max_labeled_demos=1)
+    results = program.meta_results_
+    n = len(shout_data[1])
+    assert results.candidates[0].stage == "initial:bootstrap_fewshot"
+    assert results.baseline_score == 0.0 and results.best_score == pytest.approx(1 / n, abs=1e-3)
+    assert not results.returned_baseline and program.answer.predict.demos
+    assert "kept on a higher mean" in results.final_reason and "better on 1, worse on 0" in results.final_reason
