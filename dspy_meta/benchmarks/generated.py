@@ -10,13 +10,14 @@ registry and need no other download.
 
 from __future__ import annotations
 
-import json
 import random
 import re
+from collections import Counter
 from pathlib import Path
 
 import dspy
 
+from dspy_meta.benchmarks.choice import mmlu_questions
 from dspy_meta.benchmarks.sources import mmlu_file
 from dspy_meta.benchmarks.tasks import WORD_SORTING_PREFIX, Task, exact_match_metric
 
@@ -29,12 +30,7 @@ MIN_OCCURRENCES = 3  # drops typos and one-off names
 
 def mmlu_vocabulary(cache_dir: str | Path | None = None) -> list[str]:
     """The sorted lowercase words (4-10 letters, seen at least 3 times) of the MMLU questions' text."""
-    counts: dict[str, int] = {}
-    with open(mmlu_file(cache_dir), encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                for word in _WORD.findall(json.loads(line).get("question", "")):
-                    counts[word] = counts.get(word, 0) + 1
+    counts = Counter(word for row in mmlu_questions(mmlu_file(cache_dir)) for word in _WORD.findall(row["question"]))
     return sorted(word for word, n in counts.items()
                   if word.islower() and MIN_WORD_LENGTH <= len(word) <= MAX_WORD_LENGTH and n >= MIN_OCCURRENCES)
 

@@ -18,12 +18,6 @@ from dspy_meta.benchmarks.sources import (
 
 
 @pytest.fixture
-def real_bigbench(bigbench_files):
-    """The real task files (downloaded once into the default cache), or a skip saying why not."""
-    return bigbench_files
-
-
-@pytest.fixture
 def pins(monkeypatch):
     """Stand-in task files pinned in place of BIG-bench's, so the cache mechanics run without the real sdist."""
     files = {task: json.dumps({"examples": [{"input": f"syndrome {task}", "target": "x"}]}).encode()
@@ -62,15 +56,15 @@ def test_cache_dir_comes_from_the_environment(monkeypatch, tmp_path):
     assert default_cache_dir() == tmp_path / "xdg" / "dspy-meta"
 
 
-def test_real_bigbench_files_are_pinned(real_bigbench):
-    assert set(real_bigbench) == {"word_sorting", "dyck_languages", "object_counting",
+def test_real_bigbench_files_are_pinned(bigbench_files):
+    assert set(bigbench_files) == {"word_sorting", "dyck_languages", "object_counting",
                                  "reasoning_about_colored_objects"}
-    for task, path in real_bigbench.items():
+    for task, path in bigbench_files.items():
         assert path == data_dir() / "bigbench" / task / "task.json"
         assert sha256_file(path) == BIGBENCH_SHA256[task]
-    assert len(json.loads(real_bigbench["word_sorting"].read_text())["examples"]) == 1900
-    assert len(json.loads(real_bigbench["dyck_languages"].read_text())["examples"]) == 1000
-    assert bigbench_task_file("dyck_languages") == real_bigbench["dyck_languages"]
+    assert len(json.loads(bigbench_files["word_sorting"].read_text())["examples"]) == 1900
+    assert len(json.loads(bigbench_files["dyck_languages"].read_text())["examples"]) == 1000
+    assert bigbench_task_file("dyck_languages") == bigbench_files["dyck_languages"]
 
 
 def test_unknown_bigbench_task_is_rejected():
