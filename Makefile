@@ -10,7 +10,7 @@ LLAMA_CMAKE_ARGS = -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF
 setup:
 	@$(PYTHON) -c "import llama_cpp, sys; sys.exit(llama_cpp.__version__ != '0.3.36')" 2>/dev/null || \
 		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PYTHON) -m pip install --no-cache-dir llama-cpp-python==0.3.36
-	$(PYTHON) -m pip install -q -e '.[dev,local]'
+	$(PYTHON) -m pip install -q -e '.[dev,benchmarks,local]'
 
 demo: setup
 	LITELLM_LOCAL_MODEL_COST_MAP=True $(PYTHON) -m dspy_meta demo
@@ -20,7 +20,7 @@ test: test-fast test-local
 
 # Scripted LMs and real benchmark files; no model, no API key.
 test-fast:
-	$(PYTHON) -m pip install -q -e '.[dev]'
+	$(PYTHON) -m pip install -q -e '.[dev,benchmarks]'
 	$(PYTHON) -m pytest -q -rs  # -rs: say which tests were skipped and why (e.g. BIG-bench files unavailable)
 
 # The distributed tests against a real PostgreSQL server: installs Debian's package if needed, starts a

@@ -45,6 +45,24 @@ def _version() -> str:
     return __version__
 
 
+def _tasks_table() -> str:
+    """One line per task of the suite: group, whether it loads here, sizes, measured zero-shot score."""
+    from dspy_meta.benchmarks.overview import task_overview
+
+    statuses = task_overview()
+    lines = [f"{'task':<34} {'group':<11} {'loads here':<10} {'train/val/test':<15} zero-shot (0.5B, val)"]
+    for status in statuses:
+        sizes = "/".join(map(str, status.sizes)) if status.sizes else "-"
+        zero = status.zero_shot
+        score = f"{zero['score']:.2f} on {zero['n']}" if zero else "not measured"
+        lines.append(f"{status.name:<34} {status.group:<11} {'yes' if status.loads else 'no':<10} {sizes:<15} {score}")
+        if not status.loads:
+            lines.append(f"    needs {status.needs or 'something missing'}: {status.problem}")
+    lines.append("evaluation group (held out from all tuning): "
+                 + ", ".join(s.name for s in statuses if s.group == "evaluation"))
+    return "\n".join(lines)
+
+
 def _listing(args) -> int:
     """The commands that only read: configs, tasks, methods, show."""
     if args.command == "configs":
@@ -57,9 +75,7 @@ def _listing(args) -> int:
             kind = "compare" if name.startswith("compare_") else "run"
             print(f"{name:<34} {kind:<8} {task}")
     elif args.command == "tasks":
-        from dspy_meta.benchmarks import available_tasks
-
-        print("\n".join(available_tasks()))
+        print(_tasks_table())
     elif args.command == "methods":
         from dspy_meta.experiments.compare_config import COMPARE_METHODS, STOCK_METHODS
         from dspy_meta.experiments.config import METHODS
@@ -150,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     compare.add_argument("--force", "--recompute", dest="recompute", action="store_true",
                          help="re-run finished runs whose settings changed (default: refuse)")
     compare.add_argument("--output", help="results file (default: the config's output)")
+    compare.add_argument("--methods", nargs="+", metavar="METHOD",
+                         help="run only these of the config's methods now (the rest stay to do; resume later)")
     demo = commands.add_parser("demo", help="the main job: meta-optimize a small real task on the local models")
     demo.add_argument("--config", default=DEMO_CONFIG)
     demo.add_argument("--output")

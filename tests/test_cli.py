@@ -26,9 +26,20 @@ def test_version(capsys):
     assert done.value.code == 0 and capsys.readouterr().out.strip() == f"dspy-meta {__version__}"
 
 
-def test_tasks_and_methods_are_listed(capsys):
+def test_tasks_says_what_loads_here_with_sizes_and_the_held_out_group(capsys):
     assert main(["tasks"]) == 0
-    assert capsys.readouterr().out.split() == available_tasks()
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line.split()[0]: line.split() for line in lines[1:] if line and not line.startswith((" ", "evaluation"))}
+    assert list(rows) == available_tasks()
+    assert rows["word_sorting_generated"][1:4] == ["learning", "yes", "50/100/300"]
+    assert rows["bbh_word_sorting"][1] == "external"
+    # A task that does not load here says why, on the next line (no sdist, no Hub: every external task).
+    for i, line in enumerate(lines[1:-1], start=1):
+        if line.split()[2:3] == ["no"]:
+            assert lines[i + 1].startswith("    needs "), line
+    assert all(rows[name][2] == "yes" for name in rows if rows[name][1] != "external")
+    assert lines[-1] == ("evaluation group (held out from all tuning): mmlu_high_school_psychology, "
+                         "mmlu_professional_law, gym_spell_backward, gym_family_relationships")
     assert main(["methods"]) == 0
     out = capsys.readouterr().out
     assert "meta_teleprompter" in out and "gepa" in out and "mipro_v2" in out
@@ -154,7 +165,9 @@ def test_compare_writes_its_table_and_prints_a_short_summary(tmp_path, capsys, s
     assert main(["compare", str(config), "--output", str(output)]) == 0
     out, err = capsys.readouterr()
     lines = out.splitlines()
-    assert lines[0].startswith("word_sorting_generated: program-LM call cap 12; seeds [1]; reference ")
-    assert [line.split()[0] for line in lines[2:4]] == ["zero_shot_cot", "bootstrap_fewshot"]
+    assert lines[0] == "word_sorting_generated: program-LM call cap 12; seeds [1]"
+    assert lines[1].startswith("(a) equal budget") and "BELOW THE PROTOCOL" in lines[2]
+    assert "test vs bootstrap_fewshot [95% CI]" in lines[3]  # the only stock optimizer: the reference
+    assert [line.split()[0] for line in lines[4:6]] == ["zero_shot_cot", "bootstrap_fewshot"]
     assert "|" not in out and output.exists() and "| bootstrap_fewshot |" in output.with_suffix(".md").read_text()
     assert "Bootstrapped" not in out + err  # DSPy's prints: silenced

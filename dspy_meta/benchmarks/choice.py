@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import dspy
 
+from dspy_meta.benchmarks.hub import (
+    GPQA_CONFIG, GPQA_PATH_ENV, GPQA_REPO, GPQA_REVISION, cached_rows, local_rows, read_rows, require_hub,
+)
 from dspy_meta.benchmarks.sources import BenchmarkDataError, mmlu_file
 from dspy_meta.benchmarks.tasks import Task, _answer_text
 
@@ -148,28 +152,57 @@ def gpqa_examples(rows: Sequence[dict], seed: int = 0) -> list[dspy.Example]:
     return examples
 
 
-def load_gpqa_diamond(seed: int = 0, token: str | bool | None = None) -> Task:
+def load_gpqa_diamond(seed: int = 0, token: str | bool | None = None, *, path: str | os.PathLike | None = None,
+                      revision: str = GPQA_REVISION, reachable: Callable[[], bool] | None = None,
+                      offline_tasks: Callable[[], Iterable[str]] | None = None) -> Task:
     """GPQA Diamond (198 questions, split 30/100/68) from the gated hub dataset ``Idavidrein/gpqa``.
 
     Needs network access to huggingface.co, accepted dataset terms and a token (`token`, ``HF_TOKEN``
-    or ``huggingface-cli login``). No package ships this data, so offline it raises BenchmarkDataError.
+    or ``hf auth login``); the hub revision is pinned (`revision`). With `path` (or
+    ``$DSPY_META_GPQA_PATH``) the same rows ("Question", "Correct Answer", "Incorrect Answer 1" to "3")
+    are read from a local copy instead: ``gpqa_diamond.csv`` (or .jsonl/.json/.parquet), or a folder
+    holding it. Offline, a cached snapshot of the revision is used if there is one; otherwise
+    `BenchmarkDataError` is raised at once, in one sentence (`reachable`, `offline_tasks`: see
+    `dspy_meta.benchmarks.hub.require_hub`).
     """
-    try:
-        import datasets
-
-        rows = datasets.load_dataset("Idavidrein/gpqa", "gpqa_diamond", split="train", token=token).to_list()
-    except Exception as exc:  # datasets/huggingface_hub raise many types (offline, gated, auth, HTTP)
-        raise BenchmarkDataError(
-            "GPQA Diamond could not be loaded from the Hugging Face Hub (Idavidrein/gpqa, config gpqa_diamond): "
-            f"{type(exc).__name__}: {exc}. It is a gated dataset that no package ships, so it needs network access "
-            "to huggingface.co, accepting its terms on the dataset page, and a token (HF_TOKEN or "
-            "`huggingface-cli login`); with HF_HUB_OFFLINE=1 / HF_DATASETS_OFFLINE=1 it works only if already "
-            "cached.") from exc
+    local = path if path is not None else os.environ.get(GPQA_PATH_ENV) or None
+    hub = f"Hugging Face Hub {GPQA_REPO}@{revision}, config {GPQA_CONFIG}, split train (gated)"
+    fix = f"set {GPQA_PATH_ENV} (or pass path=) to a local {GPQA_CONFIG}.csv of the dataset's rows"
+    if local is not None:
+        rows = local_rows(local, GPQA_CONFIG, "train")
+        source = f"GPQA Diamond: local copy {Path(local).expanduser()}"
+    else:
+        source = hub
+        missing = (f"GPQA Diamond (the gated Hugging Face Hub dataset {GPQA_REPO}, config {GPQA_CONFIG}, "
+                   f"revision {revision})")
+        online = ("connect to the internet with a token (HF_TOKEN or `hf auth login`) of an account that "
+                  "accepted the dataset's terms")
+        try:
+            require_hub(missing, fix, online=online, reachable=reachable, offline_tasks=offline_tasks)
+        except BenchmarkDataError:
+            rows = cached_rows(GPQA_REPO, revision, GPQA_CONFIG, "train")
+            if rows is None:
+                raise
+            source = f"{hub} (cached snapshot)"
+        else:
+            try:
+                rows = read_rows(lambda ds: ds.load_dataset(GPQA_REPO, GPQA_CONFIG, revision=revision, split="train",
+                                                            token=token))
+            except Exception as exc:  # datasets/huggingface_hub raise many types (gated, auth, HTTP)
+                raise BenchmarkDataError(
+                    f"GPQA Diamond could not be loaded from the Hugging Face Hub ({GPQA_REPO}, config {GPQA_CONFIG}, "
+                    f"revision {revision}): {type(exc).__name__}: {' '.join(str(exc).split())}; it is a gated "
+                    f"dataset that no package ships, so it needs accepting its terms on the dataset page and a "
+                    f"token (HF_TOKEN or `hf auth login`), or {fix}.") from exc
+    columns = ("Question", "Correct Answer", "Incorrect Answer 1", "Incorrect Answer 2", "Incorrect Answer 3")
+    missing_columns = [column for column in columns if rows and column not in rows[0]]
+    if missing_columns:
+        raise BenchmarkDataError(f"{source} is not GPQA's schema: it lacks the column(s) {', '.join(missing_columns)}")
     if len(rows) != sum(GPQA_SIZES):
         raise BenchmarkDataError(f"GPQA Diamond has {len(rows)} rows, expected {sum(GPQA_SIZES)}")
     (train, val, test), indices = _seeded_split(gpqa_examples(rows, seed), GPQA_SIZES, seed)
     return Task(name="gpqa_diamond", train=train, val=val, test=test, metric=multiple_choice_metric,
                 description="Answer a four-choice graduate-level science question with the letter A-D.",
-                source="Hugging Face Hub Idavidrein/gpqa, config gpqa_diamond, split train (gated)",
+                source=source,
                 split_note=f"30/100/68 of 198, positions shuffled by random.Random({seed}); choices shuffled per seed",
                 split_indices=indices, program_class=ChainOfThoughtChoice)

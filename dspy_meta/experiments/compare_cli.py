@@ -12,14 +12,22 @@ __all__ = ["compare_command"]
 def _summary(results: dict, output: Path) -> str:
     """A few lines: per method, validation and test mean and the paired test difference against the reference;
     where the table is."""
-    ref = results["reference"]
-    lines = [f"{results['task']}: program-LM call cap {results['program_calls_cap']}; seeds {results['seeds']}; "
-             f"reference {ref}", f"  {'method':<20} {'val':>6} {'test':>6}  test vs reference [90% CI]"]
-    for method, entry in results["methods"].items():
-        paired = entry.get("paired_vs_reference")
-        delta = "reference" if method == ref else (
-            f"{paired['diff']:+.3f} [{paired['low']:+.3f}, {paired['high']:+.3f}]" if paired else "-")
-        lines.append(f"  {method:<20} {entry['val_mean']:>6.3f} {entry['test_mean']:>6.3f}  {delta}")
+    from dspy_meta.experiments.compare_report import TABLES, resolving_note
+
+    lines = [f"{results['task']}: program-LM call cap {results['program_calls_cap']}; seeds {results['seeds']}"]
+    for table, key, ref in (("equal_budget", "paired_vs_reference", results["reference"]),
+                            ("defaults", "paired_vs_defaults_reference", results.get("defaults_reference"))):
+        rows = {m: e for m, e in results["methods"].items() if table in e.get("tables", ("equal_budget",))}
+        if not rows:
+            continue
+        lines += [TABLES[table], f"  {resolving_note(results, table)}",
+                  f"  {'method':<27} {'val':>6} {'test':>6}  test vs {ref} [95% CI]  McNemar p  MDD"]
+        for method, entry in rows.items():
+            paired = entry.get(key)
+            delta = "reference" if method == ref else (
+                f"{paired['diff']:+.3f} [{paired['low']:+.3f}, {paired['high']:+.3f}]  {paired['mcnemar_p']:.3f}  "
+                f"{paired['mdd']:.3f}" if paired else "-")
+            lines.append(f"  {method:<27} {entry['val_mean']:>6.3f} {entry['test_mean']:>6.3f}  {delta}")
     lines.append(f"table: {output.with_suffix('.md')}; results: {output}; plot: {output.with_suffix('.png')}")
     return "\n".join(lines)
 
@@ -33,9 +41,14 @@ def compare_command(args) -> int:
 
     try:
         config = load_compare_config(args.config)
+        only = getattr(args, "methods", None)
+        if only:
+            unknown = [m for m in only if m not in config.methods]
+            if unknown:
+                raise ConfigError(f"--methods: {unknown} not in the config's methods {list(config.methods)}")
         with contextlib.redirect_stdout(sys.stderr):  # whatever the runs print (-v: DSPy's bars) is not the summary
             results = run_comparison(config, recompute=args.recompute, output=args.output,
-                                     quiet=not getattr(args, "verbose", False))
+                                     quiet=not getattr(args, "verbose", False), only=only)
     except (ConfigError, ConfigChanged) as exc:
         print(f"dspy-meta compare: {exc}", file=sys.stderr)
         return 2

@@ -30,15 +30,22 @@ from dspy_meta.experiments.config import RunConfig, read_yaml
 from dspy_meta.runtime.schema import invalid
 from dspy_meta.search.budget import MetaBudget
 
-__all__ = ["COMPARE_METHODS", "STOCK_METHODS", "OPTIMIZING_METHODS", "DEFAULT_SETTINGS", "CompareConfig",
-           "load_compare_config"]
+__all__ = ["BASELINE_METHOD", "COMPARE_METHODS", "DEFAULTS_METHODS", "STOCK_METHODS", "OPTIMIZING_METHODS",
+           "DEFAULT_SETTINGS", "CompareConfig", "load_compare_config"]
 
-# Stock: as DSPy ships them. The last three are this project's meta-optimizers.
-STOCK_METHODS = ("zero_shot_cot", "self_consistency", "bootstrap_fewshot", "copro", "mipro_v2", "gepa")
-META_METHODS = ("meta_prompt", "meta_structure", "meta_teleprompter")
+# Stock: as DSPy ships them. The meta methods are this project's meta-optimizers.
+# The *_defaults / *_auto_light methods run as a user would run them, with no cap: their table reports their
+# actual cost (`DEFAULTS_METHODS`); every other optimizing method runs under the config's program-call cap.
+DEFAULTS_METHODS = ("mipro_v2_auto_light", "gepa_auto_light", "copro_defaults", "meta_teleprompter_defaults")
+STOCK_METHODS = ("zero_shot_cot", "self_consistency", "bootstrap_fewshot", "copro", "mipro_v2", "gepa",
+                 "mipro_v2_auto_light", "gepa_auto_light", "copro_defaults")
+META_METHODS = ("meta_prompt", "meta_structure", "meta_teleprompter", "meta_teleprompter_defaults")
 COMPARE_METHODS = STOCK_METHODS + META_METHODS
-# Methods that spend program calls while optimizing (and so run under the cap).
-OPTIMIZING_METHODS = ("bootstrap_fewshot", "copro", "mipro_v2", "gepa") + META_METHODS
+# Methods that spend program calls while optimizing.
+OPTIMIZING_METHODS = ("bootstrap_fewshot", "copro", "mipro_v2", "gepa") + DEFAULTS_METHODS + META_METHODS[:3]
+BASELINE_METHOD = "zero_shot_cot"  # the unoptimized program: scored once per comparison, shared by every seed
+# The protocol that resolves a few points (see `dspy_meta.experiments.stats`).
+PROTOCOL_MIN_VAL, PROTOCOL_MIN_TEST, PROTOCOL_MIN_SEEDS = 50, 300, 3
 
 DEFAULT_SETTINGS: dict[str, dict[str, Any]] = {
     "demos": {"max_bootstrapped_demos": 2, "max_labeled_demos": 2},

@@ -132,6 +132,37 @@ def _gepa(student, task, lms, config, seed):
     return optimizer.compile(student, trainset=task.train, valset=task.val), {"max_metric_calls": budget}
 
 
+# DSPy's optimizers as a user runs them (the defaults table): DSPy's own defaults, no cap, actual cost.
+def _mipro_auto_light(student, task, lms, config, seed):
+    optimizer = dspy.MIPROv2(metric=task.metric, prompt_model=lms["optimizer"], task_model=lms["program"],
+                             auto="light", num_threads=config.num_threads, seed=seed, verbose=False)
+    return optimizer.compile(student, trainset=task.train, valset=task.val), {"auto": "light"}
+
+
+def _gepa_auto_light(student, task, lms, config, seed):
+    def metric(gold, pred, trace=None, pred_name=None, pred_trace=None):
+        return task.metric(gold, pred, trace)
+
+    optimizer = dspy.GEPA(metric=metric, auto="light", reflection_lm=lms["optimizer"],
+                          num_threads=config.num_threads, seed=seed)
+    return optimizer.compile(student, trainset=task.train, valset=task.val), {"auto": "light"}
+
+
+def _copro_defaults(student, task, lms, config, seed):
+    optimizer = dspy.COPRO(prompt_model=lms["optimizer"], metric=task.metric)
+    program = optimizer.compile(student, trainset=task.train,
+                                eval_kwargs={"num_threads": config.num_threads, "display_progress": False})
+    return program, {"breadth": optimizer.breadth, "depth": optimizer.depth}
+
+
+def _meta_teleprompter_defaults(student, task, lms, config, seed):
+    optimizer = MetaTeleprompter(task.metric, task_model=lms["program"], prompt_model=lms["optimizer"],
+                                 meta_model=lms["meta"], num_threads=config.num_threads, seed=seed,
+                                 display_progress=False)
+    program = optimizer.compile(student, trainset=task.train, valset=task.val)
+    return program, _meta_notes(program)
+
+
 def _meta_kwargs(lms, config, seed) -> dict:
     return {"budget": config.meta_budget, "task_model": lms["program"], "prompt_model": lms["optimizer"],
             "meta_model": lms["meta"], "num_threads": config.num_threads, "seed": seed, "display_progress": False,
@@ -191,4 +222,6 @@ RUNNERS: dict[str, Callable] = {
     "zero_shot_cot": _zero_shot, "self_consistency": _self_consistency, "bootstrap_fewshot": _bootstrap,
     "copro": _copro, "mipro_v2": _mipro, "gepa": _gepa, "meta_prompt": _meta_prompt,
     "meta_structure": _meta_structure, "meta_teleprompter": _meta_teleprompter,
+    "mipro_v2_auto_light": _mipro_auto_light, "gepa_auto_light": _gepa_auto_light, "copro_defaults": _copro_defaults,
+    "meta_teleprompter_defaults": _meta_teleprompter_defaults,
 }

@@ -7,12 +7,18 @@ gets both means and, when known, both per-example scores (in valset order).
 from __future__ import annotations
 
 import inspect
+import logging
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["AcceptanceRule", "ImprovesOnBest", "PairedSignTest", "sign_test_p", "rule_accepts"]
+__all__ = ["AcceptanceRule", "ImprovesOnBest", "PairedSignTest", "acceptance_power", "log_acceptance_power", "sign_test_p",
+           "sign_test_min_net_wins", "rule_accepts"]
+
+logger = logging.getLogger(__name__)
+
+REALISTIC_GAIN = 0.10  # a valset on which the rule can accept no gain this small is too small to select on
 
 Scores = Sequence[float] | None
 
@@ -45,6 +51,43 @@ def sign_test_p(wins: int, losses: int) -> float:
     """One-sided exact sign test: P(at least `wins` of ``wins + losses`` fair coin flips), 1.0 with no flips."""
     n = wins + losses
     return sum(math.comb(n, k) for k in range(wins, n + 1)) / 2 ** n if n else 1.0
+
+
+def sign_test_min_net_wins(n_examples: int, alpha: float) -> int | None:
+    """The fewest (wins - losses) that a one-sided sign test at `alpha` accepts on `n_examples` paired
+    examples, or None when no outcome on that many examples passes. The best case is no loss at all (at a
+    fixed net, each loss and the win that offsets it raise the p-value), so it is the smallest w with
+    ``0.5**w <= alpha``."""
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    needed = math.ceil(math.log(alpha) / math.log(0.5) - 1e-12)
+    return needed if needed <= n_examples else None
+
+
+def acceptance_power(n_examples: int, confidence: float) -> tuple[str, bool]:
+    """The smallest gain `PairedSignTest` at `confidence` can accept on `n_examples` validation examples,
+    in words, and whether that is too coarse to select on (above `REALISTIC_GAIN`, or no gain at all)."""
+    if confidence <= 0.0:
+        return (f"{n_examples} validation examples: any strictly higher mean is accepted "
+                "(no paired test)", n_examples * REALISTIC_GAIN < 1)
+    net = sign_test_min_net_wins(n_examples, 1.0 - confidence)
+    if net is None:
+        return (f"{n_examples} validation examples: no candidate can pass the paired test at "
+                f"{confidence:.0%} confidence; every candidate will be rejected", True)
+    gain = net / n_examples
+    return (f"{n_examples} validation examples: a candidate must win on at least {net} more examples than it "
+            f"loses (+{gain * 100:.0f} points)", gain > REALISTIC_GAIN)
+
+
+def log_acceptance_power(n_examples: int, confidence: float) -> None:
+    """Log, at the start of a compile, the smallest gain the acceptance test can accept; warn when the
+    valset is too small for any realistic gain."""
+    message, too_small = acceptance_power(n_examples, confidence)
+    if too_small:
+        logger.warning("%s: too few to accept a realistic gain; give a larger valset (100+ examples resolve "
+                       "about 3 points in the best case)", message)
+    else:
+        logger.info(message)
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from dspy_meta.runtime.program_state import copy_program_state, program_state
 from dspy_meta.runtime.quiet import quiet
 from dspy_meta.runtime.storage import RunStore
 from dspy_meta.runtime.usage import UsageLimits
-from dspy_meta.search.acceptance import PairedSignTest, judge_against_baseline
+from dspy_meta.search.acceptance import PairedSignTest, judge_against_baseline, log_acceptance_power
 from dspy_meta.search.budget import MetaBudget
 from dspy_meta.search.evaluator import Evaluator
 from dspy_meta.search.screening import Screen
@@ -209,6 +209,7 @@ class MetaSearch(_OwnRunTeleprompter):
         metric = GuardedMetric(self.metric, self.max_metric_failures)
         metric.probe(valset[0])
         valset = sample_valset(valset, budget.max_valset, seed)
+        log_acceptance_power(len(valset), budget.accept_confidence_pct / 100)
         lms = self._resolve_lms(student)
         num_threads = self.num_threads if self.num_threads is not None else _threads_to_fill(lms["program"])
         _check_prices(limits, lms)

