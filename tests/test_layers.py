@@ -14,9 +14,11 @@ ALLOWED = {
     "plans": {"runtime", "optimizers", "programs"},
     "tracking": {"runtime", "programs"},  # below search: the evaluator reports candidates to a `Tracker`
     "search": {"runtime", "optimizers", "programs", "plans", "tracking"},
+    "learning": {"runtime", "optimizers", "programs", "plans"},  # bundles: specs and a plan, as data
     "distributed": {"runtime", "optimizers", "programs", "plans", "search", "tracking", "lm"},
     # lm: `make_lm`, the one LM-naming rule
-    "teleprompters": {"runtime", "optimizers", "programs", "plans", "search", "distributed", "lm", "tracking"},
+    "teleprompters": {"runtime", "optimizers", "programs", "plans", "search", "distributed", "lm", "tracking",
+                      "learning"},
 }
 
 

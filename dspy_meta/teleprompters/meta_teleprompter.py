@@ -9,12 +9,14 @@ from typing import Any
 
 import dspy
 
+from dspy_meta.learning.bundle import LearnedBundle, load_bundle
 from dspy_meta.optimizers.spec import OptimizerSpec
 from dspy_meta.plans.nodes import PlanLimits
 from dspy_meta.search.budget import MetaBudget
 from dspy_meta.search.evaluator import Evaluator
 from dspy_meta.search.strategies import PromptSearch, StructureSearch
 from dspy_meta.teleprompters.base import MetaSearch
+from dspy_meta.teleprompters.learned import compile_learned
 from dspy_meta.teleprompters.mipro_compat import (
     INERT_SETTINGS, MIPRO_COMPILE_DEFAULTS, attach_mipro_stats, ignored_options, manual_budget, resolve_lm,
     warn_ignored,
@@ -64,6 +66,10 @@ class MetaTeleprompter(MetaSearch):
         verbose, metric_threshold: accepted so MIPROv2 calls keep working; no effect (a warning says so).
         budget: an explicit `MetaBudget` (or dict, e.g. loaded from ``configs/*.yaml``).
         optimizers: input optimizer specs (list or name -> spec); default COPRO, MIPROv2 and BootstrapFewShot.
+        learned: a learned-optimizer bundle (a path, a shipped bundle's name, or a `LearnedBundle`). Without a
+            `budget`, compile runs the bundle's learned plan as it is: no meta-LM call, and the program calls
+            of the stock optimizers it wraps (`auto` is then unused). With a `budget`, the bundle's optimizers
+            are the meta search's inputs (unless `optimizers` is given).
         display_progress, run_dir, usage_limits, max_metric_failures, use_mlflow, storage, study_name: as in
             `MetaSearch` (`storage`: candidates queue in an Optuna study for workers, see `dspy_meta.distributed`).
 
@@ -83,7 +89,7 @@ class MetaTeleprompter(MetaSearch):
                  budget: MetaBudget | dict | None = None,
                  optimizers: Mapping[str, OptimizerSpec] | Sequence[OptimizerSpec] | None = None,
                  meta_model=None, display_progress: bool = True, limits: PlanLimits | None = None,
-                 run_dir: str | None = None, **kwargs):
+                 run_dir: str | None = None, learned: str | LearnedBundle | None = None, **kwargs):
         super().__init__(metric, budget=budget, task_model=task_model, prompt_model=prompt_model,
                          meta_model=meta_model, num_threads=num_threads, seed=seed,
                          display_progress=display_progress, run_dir=run_dir, **kwargs)
@@ -100,6 +106,7 @@ class MetaTeleprompter(MetaSearch):
         self.track_stats = track_stats
         self.log_dir = log_dir
         self.metric_threshold = metric_threshold
+        self.learned = learned
         self._manual_budget: MetaBudget | None = None  # auto=None: set by compile on the copy it runs on
 
     def _resolve_budget(self) -> MetaBudget:
@@ -113,7 +120,9 @@ class MetaTeleprompter(MetaSearch):
         return budget
 
     def _library(self, budget: MetaBudget) -> dict[str, OptimizerSpec]:
-        if self.optimizers is None:
+        if self.optimizers is None and self.learned is not None:
+            library = load_bundle(self.learned).specs()
+        elif self.optimizers is None:
             library = default_input_optimizers(budget, max_bootstrapped_demos=self.max_bootstrapped_demos,
                                                max_labeled_demos=self.max_labeled_demos)
         else:
@@ -188,6 +197,9 @@ class MetaTeleprompter(MetaSearch):
             run.run_dir = self.log_dir  # MIPROv2's log folder becomes the checkpoint folder
         settings = {} if self.max_errors is None else {"max_errors": self.max_errors}
         with dspy.context(**settings):
+            if self.learned is not None and self.budget is None:  # the meta level was paid offline
+                return compile_learned(run, load_bundle(self.learned), student, trainset=trainset, valset=valset,
+                                       seed=self.seed if seed is None else seed, teacher=teacher)
             return MetaSearch.compile(run, student, trainset=trainset, teacher=teacher, valset=valset, seed=seed)
 
     def _finish(self, student, evaluator: Evaluator):
