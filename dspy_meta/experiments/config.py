@@ -5,16 +5,20 @@ Unknown keys and bad values are `ConfigError`s that name the key (``lms.program.
 
 from __future__ import annotations
 
+import os
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel, ConfigDict, Field, PydanticSchemaGenerationError, TypeAdapter, ValidationError, field_validator,
+    model_validator,
+)
 
 from dspy_meta.errors import ConfigError
 from dspy_meta.runtime.redact import is_secret_setting, redact
-from dspy_meta.runtime.schema import describe_error, error_path, invalid
+from dspy_meta.runtime.schema import describe_error, error_path, invalid, load_yaml
 from dspy_meta.search.budget import MetaBudget
 
 __all__ = ["ConfigError", "LMConfig", "TaskConfig", "RunConfig", "ExperimentConfig", "load_config", "METHODS",
@@ -115,11 +119,15 @@ class TaskConfig(_Named):
 
         from dspy_meta.benchmarks.registry import task_loader
 
-        parameters = inspect.signature(task_loader(self.name)).parameters
+        loader = task_loader(self.name)
+        parameters = inspect.signature(loader).parameters
         unknown = sorted(set(self.kwargs) - set(parameters))
         if unknown:
             raise invalid("config_at", f"unknown setting(s) {unknown} for task {self.name!r}; known: "
                                        f"{sorted(parameters)}", at="kwargs")
+        wrong = _wrong_type(loader, self.kwargs)  # the loader's own error would name no key
+        if wrong:
+            raise invalid("config_at", wrong[1], at=f"kwargs.{wrong[0]}")
         return self
 
     def load(self):
@@ -136,6 +144,23 @@ class TaskConfig(_Named):
             raise ConfigError(f"task: {self.name!r} with {self.kwargs} has too few examples {small}; the "
                               "optimizers need at least 2 training and 1 validation and test example")
         return task
+
+
+def _wrong_type(loader, kwargs: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The first of `kwargs` whose type does not match the loader's annotation, strictly (``n_train: '4'``
+    is no integer), and what is wrong; settings whose annotation cannot be checked are left to the loader."""
+    try:
+        hints = typing.get_type_hints(loader)
+    except Exception:  # noqa: BLE001 -- unresolvable annotations: nothing to check against
+        return None
+    for key, value in kwargs.items():
+        try:
+            TypeAdapter(hints[key]).validate_python(value, strict=True)
+        except ValidationError as exc:
+            return key, f"{describe_error(exc.errors()[0])}, got {value!r:.80}"
+        except (KeyError, PydanticSchemaGenerationError):
+            continue
+    return None
 
 
 class RunConfig(_Config):
@@ -163,6 +188,15 @@ class RunConfig(_Config):
             if missing:
                 raise invalid("config", f"missing key(s) {missing}")
         return lms
+
+    @model_validator(mode="after")
+    def _expand_home(self) -> RunConfig:
+        # "~/runs" is the home folder's, as in a shell; `Path("~/runs")` alone makes a folder named "~".
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if (name == "output" or name.endswith("_dir")) and isinstance(value, str) and value.startswith("~"):
+                object.__setattr__(self, name, os.path.expanduser(value))
+        return self
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "config"):
@@ -247,14 +281,13 @@ def find_config(name_or_path: str | Path) -> Path:
 
 def read_yaml(path: str | Path) -> Any:
     """A config file's content (a path, or a shipped config's name: `find_config`); `ConfigError` when it is
-    missing or not YAML."""
+    missing, not YAML, or uses YAML aliases (`load_yaml`)."""
     path = find_config(path)
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"config file {str(path)!r} does not exist") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return load_yaml(text, str(path))
 
 
 def load_config(path: str | Path) -> ExperimentConfig:

@@ -73,8 +73,9 @@ class TransformedProgram(dspy.Module):
                 value = float(value)
             if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
                 raise ValueError(f"transform parameter {name!r} must be {kind.__name__}, got {value!r}")
-            if low is not None and (len(value) if kind is str else value) < low or \
-                    high is not None and (len(value) if kind is str else value) > high:
+            size = len(value) if kind is str else value
+            # `not low <= size`, not `size < low`: NaN compares False with everything and must fail the check
+            if low is not None and not low <= size or high is not None and not size <= high:
                 bound = "length " if kind is str else ""
                 raise ValueError(f"transform parameter {name!r} must have {bound}between {low} and {high}, "
                                  f"got {value!r:.80}")

@@ -23,12 +23,25 @@ from dspy.utils.exceptions import LMRateLimitError
 
 from dspy_meta.errors import LMCallTimeout
 
-__all__ = ["call_within", "RateLimitPatience", "is_rate_limit", "DEFAULT_CALL_TIMEOUT_S", "DEFAULT_RATE_LIMIT_WAIT_S"]
+__all__ = ["call_within", "check_call_timeout", "RateLimitPatience", "is_rate_limit", "DEFAULT_CALL_TIMEOUT_S",
+           "DEFAULT_RATE_LIMIT_WAIT_S"]
 
 DEFAULT_CALL_TIMEOUT_S = 600.0
 DEFAULT_RATE_LIMIT_WAIT_S = 300.0
 
 _sleep = time.sleep  # tests replace it to observe the waits without waiting
+
+
+def check_call_timeout(timeout: Any) -> None:
+    """Refuse a call_timeout that is not a positive number of seconds a thread can wait (or None: no limit).
+
+    An infinite (or NaN, or too large) one would be accepted and then fail every LM call with
+    OverflowError: `threading.Event.wait` takes at most `threading.TIMEOUT_MAX` seconds.
+    """
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                or not 0 < timeout <= threading.TIMEOUT_MAX):
+        raise ValueError(f"call_timeout must be a positive, finite number of seconds (at most "
+                         f"{threading.TIMEOUT_MAX:g}) or None for no limit, got {timeout!r}")
 
 
 def call_within(timeout: float | None, fn: Callable[[], Any]) -> Any:

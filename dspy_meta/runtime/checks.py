@@ -20,7 +20,7 @@ from dspy_meta.runtime.redact import redact
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["GuardedMetric", "forward_inputs", "data_hash", "split_trainset", "sample_valset"]
+__all__ = ["GuardedMetric", "forward_inputs", "data_hash", "split_trainset", "sample_valset", "check_num_threads"]
 
 
 def forward_inputs(student: dspy.Module) -> set[str]:
@@ -33,6 +33,14 @@ def forward_inputs(student: dspy.Module) -> set[str]:
         return set()
     return {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
             and p.default is p.empty}
+
+
+def check_num_threads(num_threads: Any) -> None:
+    """Refuse a thread budget that is not a positive integer or None (DSPy's setting), naming it: a string
+    would otherwise fail deep in the run with a TypeError that names nothing."""
+    if num_threads is not None and (isinstance(num_threads, bool) or not isinstance(num_threads, int)
+                                    or num_threads < 1):
+        raise ValueError(f"num_threads must be a positive integer or None, got {num_threads!r}")
 
 
 def split_trainset(trainset: list) -> tuple[list, list]:
@@ -132,24 +140,39 @@ class GuardedMetric:
 
 def _check_finite(value: Any) -> None:
     """A NaN or infinite score would poison every comparison (NaN > x is False): refuse it as a failure."""
-    number = value if isinstance(value, (int, float)) else getattr(value, "score", None)
-    if isinstance(number, float) and not math.isfinite(number):
-        raise ValueError(f"the metric returned {number!r}, not a finite score")
+    number = _number(value)
+    if number is None:
+        return  # not a number at all: `_as_score` stops the run on it
+    try:
+        finite = math.isfinite(number)
+    except OverflowError:  # an int too large for a float (10**400): float() of it fails (DSPy: a silent 0)
+        raise ValueError("the metric returned a number too large for a float, not a finite score") from None
+    if not finite:
+        raise ValueError(f"the metric returned {value!r:.80}, not a finite score")
 
 
 def _as_score(value: Any) -> float:
-    if isinstance(value, numbers.Real) or _is_numpy_scalar(value):  # bool, int, float, numpy.bool_, numpy floats
-        return float(value)
-    score = getattr(value, "score", None)  # dspy.Prediction(score=..., feedback=...) as GEPA metrics return
-    if isinstance(score, (int, float)):
-        return float(score)
-    if _is_numpy_scalar(score):
-        return float(score)
-    raise TypeError(f"the metric must return a number or bool, got {type(value).__name__}: {value!r:.80}")
+    number = _number(value)
+    if number is None:
+        raise TypeError(f"the metric must return a number or bool, got {type(value).__name__}: {value!r:.80}")
+    return float(number)
 
 
-def _is_numpy_scalar(value: Any) -> bool:
-    """A numpy bool or number (numpy.bool_ is no `numbers.Real`), read without importing numpy."""
-    kind = type(value)
-    return kind.__module__ == "numpy" and hasattr(value, "dtype") and getattr(value.dtype, "kind", "") in "biuf" \
-        and getattr(value, "shape", None) == ()
+def _number(value: Any) -> Any:
+    """The number a metric value stands for, or None: what DSPy's `Evaluate` can sum.
+
+    A bool or real number (numpy's too), a one-element numpy array, or either of these as the value's
+    ``score`` (``dspy.Prediction(score=..., feedback=...)``, as GEPA metrics return).
+    """
+    for candidate in (value, getattr(value, "score", None)):
+        if isinstance(candidate, numbers.Real):  # bool, int, float, numpy ints and floats
+            return candidate
+        if _is_numpy_number(candidate):
+            return candidate.item()  # numpy.bool_ (no `numbers.Real`), numpy.array([0.5])
+    return None
+
+
+def _is_numpy_number(value: Any) -> bool:
+    """A numpy bool, number or one-element array of them, read without importing numpy."""
+    return type(value).__module__ == "numpy" and getattr(getattr(value, "dtype", None), "kind", "") in "biuf" \
+        and getattr(value, "size", None) == 1

@@ -22,7 +22,8 @@ import dspy
 
 from dspy_meta.errors import RunHalted, StopRun
 from dspy_meta.runtime.adapter_memo import AdapterMemo
-from dspy_meta.runtime.checks import GuardedMetric
+from dspy_meta.runtime.calls import check_call_timeout
+from dspy_meta.runtime.checks import GuardedMetric, check_num_threads
 from dspy_meta.runtime.memo import CallMemo
 from dspy_meta.runtime.side_by_side import side_by_side
 from dspy_meta.runtime.slots import PrioritySlots
@@ -254,6 +255,8 @@ def build_runtime(lms: Mapping[str, dspy.BaseLM], *, metric: GuardedMetric, num_
     missing = set(LEVELS) - set(lms)
     if missing:
         raise ValueError(f"build_runtime needs an LM for every level; missing {sorted(missing)}")
+    check_call_timeout(call_timeout)  # workers build their runtime without `MetaSearch.compile`'s checks
+    check_num_threads(num_threads)
     meters = {level: UsageMeter(level) for level in LEVELS}
     guard_meters(meters, limits)
     memo = CallMemo(checkpointed=store is not None if keep_answers is None else keep_answers)

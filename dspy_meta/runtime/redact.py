@@ -16,19 +16,23 @@ __all__ = ["redact", "is_secret_setting"]
 
 _SECRET_WORDS = ("key", "secret", "password", "header", "credential", "auth")
 _SECRET_NAMES = ("token", "access_token", "auth_token", "id_token")
-# Query-string parameters that carry credentials (Google's ?key=, Azure SAS &sig=, signed URLs).
-_QUERY_NAMES = (r"key|api[_-]?key|apikey|sig|signature|token|access[_-]?token|auth|code|secret|password|"
-                r"client[_-]?secret|x-amz-signature|x-amz-credential|x-goog-signature|se|sp|sv")
+# Names of URL parts that carry credentials: any name ending in key, token, secret, ... (Google's ?key=,
+# ?api_key=, Azure's ?subscription-key=, ?access_key=, /key/<key>/); in a query also the short ones of
+# signed URLs (Azure SAS &sig=, &se=, &sp=, &sv=), too common as path segments (/auth/) to redact there.
+_SECRET_NAME = r"[\w.-]*(?:key|token|secret|password|passwd|signature|credential)"
+_QUERY_NAMES = rf"{_SECRET_NAME}|sig|code|auth|se|sp|sv"
+_EQUALS = r"(?:=|%3D)"  # also URL-encoded (api_key%3Dsecret, as in a URL quoted inside another)
 
 _PATTERNS = [
-    (re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@", re.I), r"\1***@"),  # URL userinfo
-    (re.compile(rf"([?&;](?:{_QUERY_NAMES})=)[^&#\s'\"]+", re.I), r"\1***"),  # query-string credentials
+    (re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^/\s@?#]+@", re.I), r"\1***@"),  # URL userinfo (user:pass@, token@)
+    (re.compile(rf"((?:[?&;]|%3F|%26)(?:{_QUERY_NAMES}){_EQUALS})[^&#\s'\"]+", re.I), r"\1***"),  # query string
+    (re.compile(rf"(/{_SECRET_NAME}/)[^/?#\s'\"]+", re.I), r"\1***"),  # a path segment after its name
     (re.compile(r"\b(sk|pk|rk|ak)-[A-Za-z0-9_\-]{6,}"), "***"),  # provider-style API keys (OpenAI, Anthropic)
     (re.compile(r"\b(?:AIza[0-9A-Za-z_\-]{20,}|AKIA[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{20,}|hf_[A-Za-z0-9]{20,}|"
                 r"gsk_[A-Za-z0-9]{20,}|xai-[A-Za-z0-9]{20,})"), "***"),  # Google, AWS, GitHub, HF, Groq, xAI
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._\-+/=]{8,}"), r"\1 ***"),  # auth headers
-    (re.compile(r"(?i)((?:api[_ -]?key|token|secret|password)(?:\s+provided)?\s*[=:]\s*['\"]?)[^\s'\",}]{4,}"),
-     r"\1***"),
+    (re.compile(r"(?i)((?:api[_ -]?key|token|secret|password)(?:\s+provided)?\s*(?:[=:]|%3D)\s*['\"]?)"
+                r"[^\s'\",}]{4,}"), r"\1***"),
 ]
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar, TypeVar
 
+import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import PydanticCustomError
 
 from dspy_meta.errors import ConfigError
 
-__all__ = ["StrictModel", "validated", "describe_error", "error_path", "invalid"]
+__all__ = ["StrictModel", "validated", "describe_error", "error_path", "invalid", "load_yaml"]
 
 Model = TypeVar("Model", bound="StrictModel")
 
@@ -99,3 +100,31 @@ def validated(model: type[Model], data: Any, what: str | None = None) -> Model:
 def invalid(kind: str, detail: str, *, at: str | None = None) -> PydanticCustomError:
     """A validator's error: `detail` is the finished sentence; `at` a sub-path below the field."""
     return PydanticCustomError(kind, "{detail}", {"detail": detail, **({"at": at} if at else {})})
+
+
+class _AliasFound(Exception):
+    pass
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing aliases (``*name``): settings have no use for them, and a few nested
+    ones (a "billion laughs" document of a few hundred bytes) expand to more values than memory holds
+    once the settings are validated, copied or logged."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise _AliasFound(f"line {event.start_mark.line + 1}: YAML aliases (*{event.anchor}) are not allowed; "
+                              "write the value out instead of an anchor (&name) and its aliases")
+        return super().compose_node(parent, index)
+
+
+def load_yaml(text: str, source: str) -> Any:
+    """User-written YAML settings as Python data; a `ConfigError` naming `source` when it is not YAML or
+    uses aliases."""
+    try:
+        return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 -- a SafeLoader subclass
+    except _AliasFound as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from None

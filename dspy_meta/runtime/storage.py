@@ -40,11 +40,19 @@ def _digest(text: str) -> str:
 
 class RunStore:
     def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
+        self.path = Path(path).expanduser()  # "~/runs" is the home folder's, as in a shell
+
+    def _make_folder(self) -> None:
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):  # a file where the folder (or one above it) should be
+            raise RunDirError(f"run_dir {str(self.path)!r} is not a folder: it or a folder above it is a file; "
+                              "use a folder path") from None
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the folder's lock: another process using the same folder waits until this one is done."""
+        self._make_folder()
         lock = file_lock(self.path / ".lock")
         try:
             lock.acquire(timeout=0)
@@ -58,7 +66,7 @@ class RunStore:
 
     def open(self, fingerprint: dict[str, Any]) -> bool:
         """Create the folder, or check it belongs to this run. Returns True when resuming."""
-        self.path.mkdir(parents=True, exist_ok=True)
+        self._make_folder()
         manifest = self.path / "run.json"
         if manifest.exists():
             try:

@@ -9,6 +9,7 @@ history; each new call first checks the run's `UsageLimits`; a permanent provide
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import threading
 import time
 from collections.abc import Mapping
@@ -135,19 +136,45 @@ class _Guard:
             meter.hold()
 
 
-def _admitted(meters) -> list[UsageMeter]:
+class _Places:
+    """The places under the run's limits that one LM call holds, by meter. Each is given back once: when
+    the call is counted (made, it is no longer in flight; counted as both, it would refuse a call too
+    early and report one call too many) or when the call ends uncounted."""
+
+    def __init__(self):
+        self._meters: set[UsageMeter] = set()  # filled by `_admitted` before any other thread sees it
+        self._lock = threading.Lock()
+
+    def take(self, meter: UsageMeter) -> bool:
+        """Whether the call still held a place under `meter` (now given up)."""
+        with self._lock:
+            held = meter in self._meters
+            self._meters.discard(meter)
+            return held
+
+    def give_back(self) -> None:
+        with self._lock:
+            meters, self._meters = self._meters, set()
+        for meter in meters:
+            meter.release()
+
+
+# The places of the LM call being made; `call_within` carries it to the thread that records the call.
+_CALL_PLACES: contextvars.ContextVar[_Places | None] = contextvars.ContextVar("dspy_meta_call_places", default=None)
+
+
+def _admitted(meters) -> _Places:
     """Let a call through every meter (each checks the run's limits and holds a place), or through none:
     when one refuses, the places already taken are given back and the refusal is raised."""
-    admitted = []
+    places = _Places()
     try:
         for meter in meters:
-            meter.before_call()
-            admitted.append(meter)
+            if meter.before_call():
+                places._meters.add(meter)
     except BaseException:
-        for meter in admitted:
-            meter.release()
+        places.give_back()
         raise
-    return admitted
+    return places
 
 
 def _metered_methods(base: type) -> dict:
@@ -155,7 +182,8 @@ def _metered_methods(base: type) -> dict:
     def metered_call(self, args, kwargs):
         patience = None
         while True:
-            admitted = _admitted(self._dspy_meta_meters)
+            places = _admitted(self._dspy_meta_meters)
+            current = _CALL_PLACES.set(places)
             try:
                 with self._dspy_meta_slots or contextlib.nullcontext():
                     started = time.perf_counter()  # inside the slot: time waiting for a thread is not LM time
@@ -175,8 +203,8 @@ def _metered_methods(base: type) -> dict:
                     meter.after_error(exc)
                 raise
             finally:
-                for meter in admitted:
-                    meter.release()
+                places.give_back()
+                _CALL_PLACES.reset(current)
 
     def __call__(self, *args, **kwargs):
         for meter in self._dspy_meta_meters:
@@ -188,7 +216,8 @@ def _metered_methods(base: type) -> dict:
         return memo.get_or_call(key, lambda: metered_call(self, args, kwargs))
 
     async def acall(self, *args, **kwargs):
-        admitted = _admitted(self._dspy_meta_meters)
+        places = _admitted(self._dspy_meta_meters)
+        current = _CALL_PLACES.set(places)
         try:
             return await base.acall(self, *args, **kwargs)
         except Exception as exc:
@@ -197,8 +226,8 @@ def _metered_methods(base: type) -> dict:
                 meter.after_error(exc)
             raise
         finally:
-            for meter in admitted:
-                meter.release()
+            places.give_back()
+            _CALL_PLACES.reset(current)
 
     def update_history(self, entry):
         for meter in self._dspy_meta_meters:
@@ -271,9 +300,12 @@ class UsageMeter:
         if guard is not None and guard.halted is None:
             guard.halted = f"stopped alongside: {cause}"
 
-    def before_call(self) -> None:
-        if self.guard is not None:
-            self.guard.admit(self)
+    def before_call(self) -> bool:
+        """Check the run's limits before a call; True when the call now holds a place under them."""
+        if self.guard is None:
+            return False
+        self.guard.admit(self)
+        return True
 
     def hold(self) -> None:
         with self._lock:
@@ -286,10 +318,15 @@ class UsageMeter:
             return self._in_flight
 
     def release(self) -> None:
-        """A call admitted by the guard ended (counted by then, if it reached the model)."""
-        if self.guard is None:
-            return
+        """A call admitted by the guard ended uncounted (or was refused by another meter)."""
         with self._lock:
+            self._in_flight -= 1
+
+    def _count_call(self) -> None:
+        """Count one call (under the lock): the call's place under the limits, if it holds one, ends with it."""
+        self._usage.calls += 1
+        places = _CALL_PLACES.get()
+        if places is not None and places.take(self):
             self._in_flight -= 1
 
     def check_halted(self) -> None:
@@ -300,7 +337,7 @@ class UsageMeter:
         """Count a call that failed (it may have cost the provider work, and a cap must stop a run whose
         calls all fail); its tokens are unknown."""
         with self._lock:
-            self._usage.calls += 1
+            self._count_call()
 
     def after_error(self, error: Exception) -> None:
         cause = getattr(error, "__cause__", None)
@@ -317,7 +354,7 @@ class UsageMeter:
             return
         cost = entry.get("cost")
         with self._lock:
-            self._usage.calls += 1
+            self._count_call()
             self._usage.input_tokens += int(usage.get("prompt_tokens") or 0)
             self._usage.output_tokens += int(usage.get("completion_tokens") or 0)
             if cost is not None:

@@ -6,11 +6,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-import yaml
 from pydantic import Field
 
 from dspy_meta.errors import ConfigError
-from dspy_meta.runtime.schema import StrictModel, validated
+from dspy_meta.runtime.schema import StrictModel, load_yaml, validated
 
 __all__ = ["MetaBudget", "AUTO_BUDGETS"]
 
@@ -70,8 +69,7 @@ class MetaBudget(StrictModel):
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> MetaBudget:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f) or {}
+        data = load_yaml(Path(path).read_text(encoding="utf-8"), str(path)) or {}
         return cls.from_dict(data.get("budget", data) if isinstance(data, Mapping) else data)
 
     @classmethod

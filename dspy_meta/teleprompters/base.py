@@ -24,8 +24,10 @@ from dspy_meta.distributed import StudyRunner
 from dspy_meta.errors import BadMetricValue, BudgetExhausted, ConfigError, MetricError, PermanentLMError, RunFailed
 from dspy_meta.lm import engine_slots
 from dspy_meta.programs import rebuild, structure_of
-from dspy_meta.runtime.calls import DEFAULT_CALL_TIMEOUT_S
-from dspy_meta.runtime.checks import GuardedMetric, data_hash, forward_inputs, sample_valset, split_trainset
+from dspy_meta.runtime.calls import DEFAULT_CALL_TIMEOUT_S, check_call_timeout
+from dspy_meta.runtime.checks import (
+    GuardedMetric, check_num_threads, data_hash, forward_inputs, sample_valset, split_trainset,
+)
 from dspy_meta.runtime.factory import Runtime, build_runtime
 from dspy_meta.runtime.fingerprint import class_code_hash, code_hash, lm_identity
 from dspy_meta.runtime.program_state import copy_program_state, program_state
@@ -201,10 +203,8 @@ class MetaSearch(_OwnRunTeleprompter):
         budget = self._resolve_budget()
         limits = self._resolve_limits()
         self._validate_settings(budget)
-        if self.call_timeout is not None and (isinstance(self.call_timeout, bool) or
-                                              not isinstance(self.call_timeout, (int, float)) or
-                                              not self.call_timeout > 0):
-            raise ValueError(f"call_timeout must be a positive number of seconds or None, got {self.call_timeout!r}")
+        check_call_timeout(self.call_timeout)
+        check_num_threads(self.num_threads)
         trainset, valset = self._validate_data(student, trainset, valset)
         metric = GuardedMetric(self.metric, self.max_metric_failures)
         metric.probe(valset[0])

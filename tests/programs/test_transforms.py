@@ -110,3 +110,9 @@ def test_plans_bound_the_inference_cost():
         plan_from_dict({"op": "transform", "kind": "self_consistency", "params": {"samples": 50}})
     with pytest.raises(PlanError, match="unknown transform 'exec'"):
         plan_from_dict({"op": "transform", "kind": "exec", "params": {"code": "import os"}})
+
+
+@pytest.mark.parametrize("kind", ["self_consistency", "verify_and_retry"])
+def test_a_nan_transform_parameter_fails_the_range_check(kind):
+    with pytest.raises(PlanError, match=r"plan.params: transform parameter 'temperature' must have between 0.1"):
+        plan_from_dict({"op": "transform", "kind": kind, "params": {"temperature": float("nan")}})

@@ -44,3 +44,25 @@ def test_limits_name_the_cap_reached():
     assert UsageLimits(program_calls=5).exceeded(usage) == "program calls limit 5 reached (5 used)"
     assert UsageLimits(total_tokens=51).exceeded(usage) is None
     assert UsageLimits(total_tokens=50).exceeded(usage).startswith("total tokens limit 50")
+
+
+def test_a_finished_call_counts_once_not_also_as_in_flight():
+    from dspy.utils.callback import BaseCallback
+
+    from dspy_meta.runtime.usage import LEVELS, guard_meters
+
+    meters = {level: UsageMeter(level) for level in LEVELS}
+    limits = UsageLimits(program_calls=2)
+    guard_meters(meters, limits)
+    seen = []
+
+    class AtCallEnd(BaseCallback):
+        def on_lm_end(self, call_id, outputs, exception=None):
+            # The call is counted but still inside the meter: what a check on another thread sees now.
+            usage = {level: meter.snapshot(pending=True) for level, meter in meters.items()}
+            seen.append((usage["program"].calls, limits.exceeded(usage)))
+
+    with dspy.context(lm=meters["program"].attach(ScriptedEngine(_answer).as_lm()), callbacks=[AtCallEnd()]):
+        dspy.Predict("q -> answer")(q="x")
+    assert seen == [(1, None)]  # before: (2, "program calls limit 2 reached (2 used)") after one call
+    assert meters["program"].snapshot(pending=True).calls == 1

@@ -7,6 +7,7 @@ import math
 import traceback
 
 import dspy
+import numpy as np
 import pytest
 from dspy.lm15 import AuthError, RateLimitError
 
@@ -194,6 +195,14 @@ def test_a_metric_that_is_never_finite_fails_every_candidate_and_returns_the_stu
     assert scored and all(c.score is None and "TooManyMetricFailures" in c.reason for c in scored)
 
 
+def test_a_numpy_infinite_score_cannot_win(shout_data):
+    # numpy.float32 is no Python float: its inf passed the finite check and won, accepted.
+    engines = toy_engines()
+    results = compile_toy(engines, shout_data, max_metric_failures=100,
+                          metric=lambda e, p, t=None: np.float32("inf") if shout_metric(e, p) else 0.0).meta_results_
+    assert results.returned_baseline and all(c.score is None or math.isfinite(c.score) for c in results.candidates)
+
+
 @pytest.mark.parametrize("where, seed", [("constructor", None), ("constructor", "x"), ("compile", "x"),
                                          ("compile", 1.5), ("constructor", -1)])
 def test_a_bad_seed_is_refused_before_any_call(shout_data, where, seed):
@@ -204,6 +213,16 @@ def test_a_bad_seed_is_refused_before_any_call(shout_data, where, seed):
     with pytest.raises(TypeError, match="seed must be a non-negative integer"):
         teleprompter.compile(Shout(), trainset=shout_data[0], valset=shout_data[1],
                              **({"seed": seed} if where == "compile" else {}))
+    assert _calls(engines) == [0, 0, 0]
+
+
+@pytest.mark.parametrize("setting, value", [("num_threads", "4"), ("num_threads", 0), ("call_timeout", math.inf),
+                                            ("call_timeout", 1e300)])
+def test_a_bad_thread_budget_or_call_timeout_is_refused_before_any_call(shout_data, setting, value):
+    # before: a TypeError naming nothing, or (an infinite timeout) an OverflowError on every LM call
+    engines = toy_engines()
+    with pytest.raises(ValueError, match=rf"{setting} must be a positive"):
+        compile_toy(engines, shout_data, **{setting: value})
     assert _calls(engines) == [0, 0, 0]
 
 
