@@ -70,12 +70,18 @@ def test_show_prints_a_finished_runs_table(tmp_path, capsys):
     assert main(["show", str(tmp_path / "missing")]) == 2
 
 
-def test_configs_lists_the_shipped_configs(capsys):
+def test_configs_lists_the_shipped_configs_and_whether_each_runs_here(capsys):
     assert main(["configs"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in lines] == list(shipped_configs())
-    assert any(line.split()[:3] == ["demo", "run", "word_sorting_generated"] for line in lines)
-    assert any(line.split()[1] == "compare" for line in lines)
+    assert lines[0].split() == ["config", "command", "task", "runs", "here"]
+    rows = [line.split() for line in lines[1:] if not line.startswith(" ")]
+    assert [row[0] for row in rows] == list(shipped_configs())
+    assert any(row[:3] == ["demo", "run", "word_sorting_generated"] for row in rows)
+    assert any(row[1] == "compare" for row in rows)
+    for i, line in enumerate(lines[1:], start=1):  # a config that does not run here says what it needs, below it
+        if not line.startswith(" "):
+            needs = i + 1 < len(lines) and lines[i + 1].startswith("    needs ")
+            assert line.split()[-1] == ("no" if needs else "yes"), line
 
 
 def _sorting_program(call):
@@ -96,6 +102,7 @@ def scripted_models(monkeypatch):
 
     monkeypatch.setattr(LMConfig, "build", scripted)
     monkeypatch.setattr("dspy_meta.experiments.compare.memo_lm", scripted)
+    monkeypatch.setattr("dspy_meta.cli_checks.engine_problems", lambda *_args, **_kwargs: [])  # no local engine used
     return built
 
 

@@ -33,24 +33,33 @@ def _summary(results: dict, output: Path) -> str:
 
 
 def compare_command(args) -> int:
-    """Run the comparison `args.config`; print a short summary (the table is written to a file). Exit status 2
-    on a bad or changed config."""
+    """Run the comparison `args.config` (with ``args.dry_run``: check it and show the plan, no LM call); print a
+    short summary (the table is written to a file). Exit status 2 on a changed config; the package's errors (a
+    bad config, missing data or engine) propagate to `dspy_meta.cli.main`, which prints them on one line."""
+    from dspy_meta.cli_checks import check_kind, compare_plan, one_line, preflight
     from dspy_meta.experiments.compare import ConfigChanged, run_comparison
-    from dspy_meta.experiments.compare_config import load_compare_config
-    from dspy_meta.experiments.config import ConfigError
+    from dspy_meta.experiments.compare_config import CompareConfig
+    from dspy_meta.experiments.config import ConfigError, read_yaml
 
+    data = read_yaml(args.config)
+    check_kind(data, args.config, "compare")
+    config = CompareConfig.from_dict(data, source=str(args.config))
+    only = getattr(args, "methods", None)
+    if only:
+        unknown = [m for m in only if m not in config.methods]
+        if unknown:
+            raise ConfigError(f"--methods: {unknown} not in the config's methods {list(config.methods)}")
+    if getattr(args, "dry_run", False):
+        print(compare_plan(config, args.output, only))
+        return 0
+    preflight(config, load_task=False)  # no local engine: one line now, not a failure in every run later
+    Path(args.output or config.output).parent.mkdir(parents=True, exist_ok=True)  # unwritable: now, not after a run
     try:
-        config = load_compare_config(args.config)
-        only = getattr(args, "methods", None)
-        if only:
-            unknown = [m for m in only if m not in config.methods]
-            if unknown:
-                raise ConfigError(f"--methods: {unknown} not in the config's methods {list(config.methods)}")
         with contextlib.redirect_stdout(sys.stderr):  # whatever the runs print (-v: DSPy's bars) is not the summary
             results = run_comparison(config, recompute=args.recompute, output=args.output,
                                      quiet=not getattr(args, "verbose", False), only=only)
-    except (ConfigError, ConfigChanged) as exc:
-        print(f"dspy-meta compare: {exc}", file=sys.stderr)
+    except ConfigChanged as exc:
+        print(f"dspy-meta compare: {one_line(exc)}", file=sys.stderr)
         return 2
     print(_summary(results, Path(args.output or config.output)))
     return 0

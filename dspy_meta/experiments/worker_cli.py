@@ -31,6 +31,10 @@ def experiment_worker(queue: StudyQueue, *, lms: dict | None = None, num_threads
                             "dspy_meta.distributed.run_worker(storage, study_name, student=..., metric=..., "
                             "trainset=..., valset=..., task_model=..., prompt_model=...)")
     config = ExperimentConfig.from_dict(recipe["config"], source=f"study {queue.name!r}")
+    if lms is None:
+        from dspy_meta.cli_checks import preflight
+
+        preflight(config, load_task=False)  # a missing local engine: one error now, not one per trial
     task = config.task.load()
     lms = lms or {level: lm_config.build() for level, lm_config in config.lms.items()}
     return worker_for(queue, student=task.make_program(), metric=task.metric, trainset=task.train, valset=task.val,
