@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python >/dev/null 2>&1 && echo python || echo pytho
 # llama.cpp's native build uses CPU instructions (AMX) some machines advertise but trap: build portably.
 LLAMA_CMAKE_ARGS = -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF
 
-.PHONY: setup demo test test-fast test-local test-postgres
+.PHONY: setup demo test test-fast test-local test-postgres docs
 
 # The portable build is installed unless exactly llama-cpp-python 0.3.36 is already there (another version
 # would make the pinned `local` extra rebuild it natively).
@@ -31,3 +31,9 @@ test-postgres:
 # Tests against the real local model (tests marked local_lm); `setup` builds and installs it first.
 test-local: setup
 	$(PYTHON) -m pytest -q -m local_lm
+
+# The documentation site (docs/, mkdocs.yml) into site/; --strict fails on any warning (a broken link or anchor,
+# a page left out of the nav, an API reference that does not resolve). `mkdocs serve` previews it.
+docs:
+	$(PYTHON) -m pip install -q -e '.[docs]'
+	$(PYTHON) -m mkdocs build --strict
