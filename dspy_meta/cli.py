@@ -1,5 +1,5 @@
 """Command line: ``dspy-meta run CONFIG [--dry-run] [--storage URL]``, ``worker --storage URL [--study NAME]``,
-``compare CONFIG [--dry-run]``, ``demo``, ``show OUTPUT``, ``configs``, ``tasks``, ``methods``, ``--version``.
+``compare CONFIG [--dry-run]``, ``learn CONFIG``, ``demo``, ``show OUTPUT``, ``configs``, ``tasks``, ``methods``, ``--version``.
 
 A run writes its tables to files (``results.md``, ``results.json``, ``trajectory.png``) and prints a short
 summary to stdout; logs, progress bars and errors go to stderr, so ``dspy-meta run demo > summary.txt``
@@ -235,6 +235,9 @@ def _parser() -> argparse.ArgumentParser:
                          help="run only these of the config's methods now (the rest stay to do; resume later)")
     compare.add_argument("--dry-run", action="store_true", help="check the config, the task data, the engines "
                          "and the model names, show the plan; call no LM")
+    learn = command("learn", "meta-learn an inner optimizer across learning tasks into a bundle (resumes when "
+                    "re-run)")
+    learn.add_argument("config")
     demo = command("demo", "the main job: meta-optimize a small real task on the local models")
     demo.add_argument("--config", default=DEMO_CONFIG)
     demo.add_argument("--output")
@@ -260,6 +263,10 @@ def main(argv: list[str] | None = None) -> int:
             from dspy_meta.experiments.compare_cli import compare_command
 
             return compare_command(args)
+        if args.command == "learn":
+            from dspy_meta.experiments.learn_cli import learn_command
+
+            return learn_command(args)
         return _run(args)
     except BaseException as exc:  # noqa: BLE001 -- DspyMetaError derives from BaseException
         code = _failure(args, exc)

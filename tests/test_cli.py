@@ -178,3 +178,11 @@ def test_compare_writes_its_table_and_prints_a_short_summary(tmp_path, capsys, s
     assert [line.split()[0] for line in lines[4:6]] == ["zero_shot_cot", "bootstrap_fewshot"]
     assert "|" not in out and output.exists() and "| bootstrap_fewshot |" in output.with_suffix(".md").read_text()
     assert "Bootstrapped" not in out + err  # DSPy's prints: silenced
+
+
+def test_learn_is_a_command_whose_bad_config_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "learn.yaml"
+    bad.write_text("name: x\ntasks: [mmlu_high_school_psychology]\n")
+    assert main(["learn", str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("dspy-meta learn: ")
