@@ -26,7 +26,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
 
-from dspy_meta.experiments.config import RunConfig, read_yaml
+from dspy_meta.experiments.config import RunConfig, Seeds, read_yaml
 from dspy_meta.runtime.schema import invalid
 from dspy_meta.search.budget import MetaBudget
 
@@ -62,7 +62,7 @@ _Positive = Annotated[int, Field(ge=1, strict=True)]
 
 class CompareConfig(RunConfig):
     program_calls: _Positive
-    seeds: Annotated[tuple[Annotated[int, Field(ge=0, strict=True)], ...], Field(min_length=1)] = (1, 2, 3)
+    seeds: Seeds = (1, 2, 3)
     methods: tuple[str, ...] = COMPARE_METHODS
     settings: dict[str, dict[str, Any]] = Field(default_factory=lambda: copy.deepcopy(DEFAULT_SETTINGS))
     output: Annotated[str, Field(strict=True)] = ""
@@ -74,13 +74,6 @@ class CompareConfig(RunConfig):
     @property
     def meta_budget(self) -> MetaBudget:
         return MetaBudget.from_dict(self.settings["meta"]["budget"])
-
-    @field_validator("seeds")
-    @classmethod
-    def _distinct(cls, seeds: tuple[int, ...]) -> tuple[int, ...]:
-        if len(set(seeds)) != len(seeds):
-            raise invalid("config", f"must be distinct, got {list(seeds)}")
-        return seeds
 
     @field_validator("methods")
     @classmethod

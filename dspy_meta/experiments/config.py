@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
 from pydantic import (
-    BaseModel, ConfigDict, Field, PydanticSchemaGenerationError, TypeAdapter, ValidationError, field_validator,
+    AfterValidator, BaseModel, ConfigDict, Field, PydanticSchemaGenerationError, TypeAdapter, ValidationError, field_validator,
     model_validator,
 )
 
@@ -161,6 +161,17 @@ def _wrong_type(loader, kwargs: Mapping[str, Any]) -> tuple[str, str] | None:
         except (KeyError, PydanticSchemaGenerationError):
             continue
     return None
+
+
+def _distinct_seeds(seeds: tuple[int, ...]) -> tuple[int, ...]:
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"must be distinct, got {list(seeds)}")
+    return seeds
+
+
+# The seeds of a comparison or a learning run: at least one, each >= 0, no repeats.
+Seeds = Annotated[tuple[Annotated[int, Field(ge=0, strict=True)], ...], Field(min_length=1),
+                  AfterValidator(_distinct_seeds)]
 
 
 class RunConfig(_Config):

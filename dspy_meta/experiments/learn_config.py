@@ -32,7 +32,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-from dspy_meta.experiments.config import RunConfig, TaskConfig, read_yaml
+from dspy_meta.experiments.config import RunConfig, Seeds, TaskConfig, read_yaml
 from dspy_meta.runtime.schema import invalid
 
 __all__ = ["DEFAULT_SPLIT_SIZES", "LearnConfig", "load_learn_config", "learning_fingerprint"]
@@ -53,7 +53,7 @@ class LearnConfig(RunConfig):
     params: dict[str, Any] = Field(default_factory=dict)
     space: dict[str, Annotated[list[_ChoiceValue], Field(min_length=1)]] = Field(default_factory=dict)
     trials: _Count = 12
-    seeds: Annotated[tuple[_Count, ...], Field(min_length=1)] = (1,)
+    seeds: Seeds = (1,)
     search_seed: _Count = 0
     examples_per_task: _Positive = 2
     num_threads: _Positive = 1
@@ -84,13 +84,6 @@ class LearnConfig(RunConfig):
         if len(set(tasks)) != len(tasks):
             raise invalid("config", f"must be distinct, got {list(tasks)}")
         return tasks
-
-    @field_validator("seeds")
-    @classmethod
-    def _distinct(cls, seeds: tuple[int, ...]) -> tuple[int, ...]:
-        if len(set(seeds)) != len(seeds):
-            raise invalid("config", f"must be distinct, got {list(seeds)}")
-        return seeds
 
     @field_validator("kind")
     @classmethod
