@@ -125,7 +125,7 @@ def _table(results: dict[str, Any], table: str) -> list[str]:
         return []
     cap = f"program-LM call cap {results['program_calls_cap']} per run" if table == "equal_budget" else "no cap"
     lines = [f"### {TABLES[table]}", "", f"{resolving_note(results, table)} {cap}; reference = best stock optimizer "
-             f"on validation: `{ref}`.", "",
+             f"on validation: {f'`{ref}`' if ref else 'none run yet'}.", "",
              "| method | stock | seeds | val | test [95% CI] | Δ test vs ref [95% CI] | McNemar p | MDD | "
              "program calls | optimizer calls | meta calls | compile s | hit cap |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
