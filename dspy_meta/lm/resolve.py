@@ -13,7 +13,7 @@ from dspy_meta.lm.llama_engine import shared_engine
 from dspy_meta.lm.registry import LOCAL_MODELS, assemble_model
 from dspy_meta.runtime.lm_routing import samples_in_one_request  # noqa: F401 -- public here too
 
-__all__ = ["make_lm", "engine_slots", "samples_in_one_request", "DEFAULT_PROGRAM_LM", "DEFAULT_OPTIMIZER_LM",
+__all__ = ["make_lm", "known_providers", "engine_slots", "samples_in_one_request", "DEFAULT_PROGRAM_LM", "DEFAULT_OPTIMIZER_LM",
            "DEFAULT_META_LM", "ENGINE_MODES", "default_engine_mode"]
 
 DEFAULT_PROGRAM_LM = "qwen2.5-coder-0.5b"
@@ -43,6 +43,18 @@ def engine_slots(lm: Any) -> int:
     return int(getattr(getattr(lm, "engine", None), "slots", 1) or 1)
 
 
+def known_providers() -> set[str]:
+    """Provider prefixes a model string may start with: litellm's providers, its custom providers
+    (``litellm.custom_provider_map``) and those registered with ``dspy.lm15.register_provider``."""
+    import litellm
+    from dspy.lm15 import registered_providers
+
+    names = {str(getattr(p, "value", p)) for p in litellm.provider_list}
+    names |= {str(entry.get("provider")) for entry in (litellm.custom_provider_map or []) if isinstance(entry, dict)}
+    names |= {str(getattr(binding, "id", "")) for binding in registered_providers()}
+    return names - {""}
+
+
 def make_lm(name: str | dspy.BaseLM, *, cache_dir: str | os.PathLike | None = None,
             engine_wrapper: Callable[[Any], Any] | None = None, **kwargs: Any) -> dspy.BaseLM:
     """Build the LM that `name` means.
@@ -55,7 +67,8 @@ def make_lm(name: str | dspy.BaseLM, *, cache_dir: str | os.PathLike | None = No
       default, see `default_engine_mode`) serves one request at a time (`flash_attn` too, default off).
       Both modes of one file share its weights;
       `engine_wrapper(engine)`, when given, wraps the local engine (e.g. a memo of its answers);
-    - anything else is a litellm model string (``openai/gpt-4o-mini``, ``ollama_chat/llama3``, ...). With
+    - anything else is a litellm model string (``openai/gpt-4o-mini``, ``ollama_chat/llama3``, ...) whose
+      provider litellm (or ``dspy.lm15.register_provider``) knows, checked here, before any call. With
       an ``api_base`` (an OpenAI-compatible server such as llama.cpp or vLLM) the litellm engine is used,
       because DSPy's own HTTP engine sends ``max_completion_tokens``, which those servers ignore.
 
@@ -83,6 +96,12 @@ def make_lm(name: str | dspy.BaseLM, *, cache_dir: str | os.PathLike | None = No
     if "/" not in name:
         raise ValueError(f"unknown LM {name!r}: use a local model ({sorted(LOCAL_MODELS)}) or a litellm "
                          "model string such as 'openai/gpt-4o-mini'")
+    provider = name.split("/", 1)[0]
+    if not kwargs.get("custom_llm_provider") and provider not in known_providers():
+        raise ValueError(f"unknown LM {name!r}: no provider {provider!r} is known to litellm or registered with "
+                         f"dspy.lm15.register_provider (litellm's are listed in litellm.provider_list); use "
+                         f"'<provider>/<model>', e.g. 'openai/gpt-4o-mini', or a local model "
+                         f"({sorted(LOCAL_MODELS)})")
     if kwargs.get("api_base"):
         kwargs.setdefault("engine", "litellm")
     return dspy.LM(name, **kwargs)

@@ -42,7 +42,9 @@ class PlanLimits:
     `refs_only` allows only ``{"op": "optimize", "ref": ...}`` steps (optimizers from the library);
     `cap_overrides` lets a ref's ``params`` lower numeric budgets but never raise them or change
     other settings. The meta structure optimizer uses both, so an LLM-written plan cannot spend
-    more per step than the optimizers it was given.
+    more per step than the optimizers it was given. `structure` allows transform and ensemble nodes; without
+    it a plan's program is always the student's class with the student's predictors (plans of optimize,
+    sequence and best_of nodes only).
     """
 
     max_depth: int = 4
@@ -51,6 +53,7 @@ class PlanLimits:
     refs_only: bool = False
     cap_overrides: bool = False
     max_calls_factor: int = 12  # inference LM calls per example, as a multiple of the student's
+    structure: bool = True  # transform and ensemble nodes allowed (they change the program's class)
 
 
 @dataclass(frozen=True)

@@ -130,6 +130,13 @@ class BestOfModel(_Node):
         return branches
 
 
+def _check_structure_allowed(info: ValidationInfo, op: str) -> None:
+    limits = (info.context or {}).get("limits")
+    if limits is not None and not getattr(limits, "structure", True):
+        raise invalid("plan", f'"op": "{op}" is not allowed here: this run keeps the program\'s class (structure '
+                              'is off), so a plan may only use optimize, sequence and best_of')
+
+
 class TransformModel(_Node):
     """Put structure around the program so far (see `dspy_meta.programs`); no optimizer runs."""
 
@@ -139,9 +146,10 @@ class TransformModel(_Node):
     _settings: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
-    def _known_transform(self) -> TransformModel:
+    def _known_transform(self, info: ValidationInfo) -> TransformModel:
         from dspy_meta.programs import available_transforms, get_transform
 
+        _check_structure_allowed(info, "transform")
         kinds = [k for k in available_transforms() if k != "ensemble"]
         if self.kind not in kinds:
             raise invalid("plan", f"unknown transform {self.kind!r}; available: {kinds}")
@@ -164,7 +172,8 @@ class EnsembleModel(_Node):
 
     @field_validator("members")
     @classmethod
-    def _member_count(cls, members: list) -> list:
+    def _member_count(cls, members: list, info: ValidationInfo) -> list:
+        _check_structure_allowed(info, "ensemble")
         if not 2 <= len(members) <= 4:
             raise invalid("plan", f"an ensemble needs 2 to 4 members, got {len(members)}")
         return members

@@ -117,8 +117,10 @@ def structure_of(program: dspy.Module) -> dict[str, Any] | None:
 
 
 def rebuild(student: dspy.Module, structure: dict[str, Any] | None) -> dspy.Module:
-    """A copy of `student` with `structure` around it (state not loaded)."""
-    if structure is None:
+    """A copy of `student` with `structure` around it (state not loaded). `structure` is that of a program
+    found from `student`: where it holds the student's own structure (a student that is itself a transformed
+    program, compiled again), a copy of the student stands there, not the structure around it once more."""
+    if structure is None or structure == structure_of(student):
         return student.deepcopy()
     if "members" in structure:  # an ensemble: one program per member
         return get_transform(structure["kind"])([rebuild(student, m) for m in structure["members"]])

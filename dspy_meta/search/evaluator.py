@@ -21,7 +21,7 @@ from typing import Any
 
 import dspy
 
-from dspy_meta.errors import BudgetExhausted, RunHalted, TooManyMetricFailures
+from dspy_meta.errors import BudgetExhausted, TooManyMetricFailures
 from dspy_meta.plans.composite import CompositeOptimizer, plan_key
 from dspy_meta.programs import rebuild, structure_of
 from dspy_meta.runtime.factory import Runtime
@@ -31,6 +31,7 @@ from dspy_meta.runtime.scoring import PredictorCalls, ProgramScore, evaluate_pro
 from dspy_meta.runtime.usage import LEVELS, LevelUsage
 from dspy_meta.search.acceptance import AcceptanceRule, ImprovesOnBest, rule_accepts
 from dspy_meta.search.candidates import Candidate, Rejection
+from dspy_meta.search.failures import raise_if_not_the_candidates
 from dspy_meta.search.proposals import Proposer
 from dspy_meta.search.results import CandidateRecord, MetaResults
 from dspy_meta.search.runners import CandidateResult, CandidateRunner, LocalRunner
@@ -41,11 +42,6 @@ from dspy_meta.tracking.base import NullTracker, Tracker
 logger = logging.getLogger(__name__)
 
 __all__ = ["Evaluator", "encode_result"]
-
-
-def _interpreter_stopping(exc: BaseException) -> bool:
-    """Whether an error comes from Python shutting down (after Ctrl-C), not from the candidate."""
-    return isinstance(exc, RuntimeError) and "interpreter shutdown" in str(exc)
 
 
 def encode_result(result: CandidateResult) -> dict:
@@ -313,8 +309,7 @@ class Evaluator:
                                           lm=runtime.program_lm)
             return CandidateResult(scored.mean, program, "", counter.calls / len(self.valset), scored.per_example)
         except (Exception, TooManyMetricFailures) as exc:  # one failing candidate must not end the run
-            if runtime.halted is not None or _interpreter_stopping(exc):  # not the candidate's failure:
-                raise RunHalted(runtime.halted or "the interpreter is shutting down") from exc  # nothing is recorded
+            raise_if_not_the_candidates(exc, runtime.halted)  # a stopped run, or max_errors while bootstrapping
             reason = f"run failed: {type(exc).__name__}: {redact(exc)}"
             logger.warning("candidate [%s] %s", candidate.stage, reason)
             return CandidateResult(None, None, reason, None)

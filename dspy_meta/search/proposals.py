@@ -30,7 +30,8 @@ from dspy_meta.runtime.redact import redact
 from dspy_meta.runtime.usage import LevelUsage
 from dspy_meta.search.candidates import Rejection
 
-__all__ = ["ProposeOptimizerPrompts", "ProposeCompositeOptimizer", "Proposer", "Proposal", "render_examples",
+__all__ = ["ProposeOptimizerPrompts", "ProposeCompositeOptimizer", "ProposeCompositeOptimizerKeepingClass",
+           "composite_request", "Proposer", "Proposal", "render_examples",
            "render_json", "parse_prompt_proposal", "with_guidance", "with_repairs", "feedback_or_note",
            "render_prompt_history", "describe_library",
            "compact_plan", "render_tried_plans", "plan_format"]
@@ -100,6 +101,20 @@ class ProposeCompositeOptimizer(dspy.Signature):
     feedback: str = dspy.InputField(desc="Why the previous proposal was rejected, if it was.")
     analysis: str = dspy.OutputField(desc="What the task needs and why the proposed plan should work.")
     plan: str = dspy.OutputField(desc="The new plan as one JSON object.")
+
+
+# The same request where plans may not change the program's structure (`PlanLimits.structure` off): its
+# worked example uses optimizers only, so the meta LM is not shown a transform it may not use.
+ProposeCompositeOptimizerKeepingClass = ProposeCompositeOptimizer.with_instructions(
+    ProposeCompositeOptimizer.instructions.split("Worked example", 1)[0]
+    + 'Worked example (a task whose short answers must match exactly; optimizers "bootstrap" and "copro"):\n'
+    + "analysis: An instruction that names the answer format comes first; demos then show it on real inputs.\n"
+    + 'plan: {"op": "sequence", "steps": [{"op": "optimize", "ref": "copro"}, {"op": "optimize", "ref": "bootstrap"}]}')
+
+
+def composite_request(limits: PlanLimits) -> type[dspy.Signature]:
+    """The Signature that asks for a plan under `limits`."""
+    return ProposeCompositeOptimizer if getattr(limits, "structure", True) else ProposeCompositeOptimizerKeepingClass
 
 
 def render_json(data: Any) -> str:
@@ -267,8 +282,12 @@ class Proposer:
         return render_examples(self.trainset, k, rng)
 
     def meta_lm_for(self, key: str) -> dspy.BaseLM:
-        """The meta LM with a rollout id per proposal: diverse samples without turning the cache off."""
-        return self.runtime.meta_lm.copy(rollout_id=zlib.crc32(f"{self.seed}:{key}".encode()), temperature=1.0)
+        """The meta LM with a rollout id per proposal: diverse samples without turning the cache off. The copy
+        writes to the meta LM's history (DSPy's copies start their own), so its requests show there."""
+        meta_lm = self.runtime.meta_lm
+        lm = meta_lm.copy(rollout_id=zlib.crc32(f"{self.seed}:{key}".encode()), temperature=1.0)
+        lm.history = meta_lm.history
+        return lm
 
     def propose(self, stage: str, lineage: str, key: str, request: Callable[[str, random.Random], Any],
                 parse: Callable[[Any], Any], attempts: int) -> tuple[Proposal | None, list[Rejection]]:

@@ -9,8 +9,8 @@ program's state.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
-import threading
 import time
 from abc import abstractmethod
 from collections.abc import Callable
@@ -21,24 +21,24 @@ from dspy.teleprompt import Teleprompter
 from tqdm.auto import tqdm
 
 from dspy_meta.distributed import StudyRunner
-from dspy_meta.errors import BadMetricValue, BudgetExhausted, ConfigError, MetricError, PermanentLMError, RunFailed
-from dspy_meta.lm import engine_slots
-from dspy_meta.programs import rebuild, structure_of
+from dspy_meta.errors import BadMetricValue, BudgetExhausted, MetricError, PermanentLMError, RunFailed
+from dspy_meta.plans.nodes import PlanLimits
+from dspy_meta.programs import keeps_student_class, returned_program
 from dspy_meta.runtime.calls import DEFAULT_CALL_TIMEOUT_S, check_call_timeout
-from dspy_meta.runtime.checks import (
-    GuardedMetric, check_num_threads, data_hash, forward_inputs, sample_valset, split_trainset,
-)
+from dspy_meta.runtime.checks import GuardedMetric, check_num_threads, data_hash, sample_valset, split_trainset
 from dspy_meta.runtime.factory import Runtime, build_runtime
 from dspy_meta.runtime.fingerprint import class_code_hash, code_hash, lm_identity
-from dspy_meta.runtime.program_state import copy_program_state, program_state
+from dspy_meta.runtime.program_state import program_state
 from dspy_meta.runtime.quiet import quiet
 from dspy_meta.runtime.storage import RunStore
 from dspy_meta.runtime.usage import UsageLimits
 from dspy_meta.search.acceptance import PairedSignTest, judge_against_baseline, log_acceptance_power
 from dspy_meta.search.budget import MetaBudget
 from dspy_meta.search.evaluator import Evaluator
+from dspy_meta.search.failures import BootstrapErrors
 from dspy_meta.search.screening import Screen
 from dspy_meta.search.strategies import EnsembleOfFound
+from dspy_meta.teleprompters.checks import check_prices, check_seed, threads_to_fill, validate_data, wait_until
 from dspy_meta.teleprompters.mipro_compat import resolve_lm, single_teacher
 from dspy_meta.tracking import NullTracker, Tracker, open_tracker, quiet_autolog
 from dspy_meta.tracking.records import run_params
@@ -46,55 +46,6 @@ from dspy_meta.tracking.records import run_params
 logger = logging.getLogger(__name__)
 
 __all__ = ["MetaSearch", "split_trainset"]
-
-
-def _threads_to_fill(program_lm) -> int | None:
-    """The thread budget when none is set: a batched local program LM's slot count (one request per slot
-    keeps its batch full), else None (DSPy's setting; the search runs sequentially)."""
-    slots = engine_slots(program_lm)
-    return slots if slots > 1 else None
-
-
-def _check_seed(seed) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise TypeError(f"seed must be a non-negative integer (as MIPROv2's), got {seed!r}")
-
-
-def _price_known(lm) -> bool:
-    """Whether the LM's calls come with a cost: a provider model with a known price (not a custom engine)."""
-    if not isinstance(getattr(lm, "engine", "auto"), str):
-        return False
-    model = str(getattr(lm, "model", ""))
-    provider, _, name = model.partition("/")
-    try:
-        from dspy.clients.model_metadata import model_info
-
-        if name and "input_cost_per_token" in (model_info(provider, name) or {}):
-            return True
-    except Exception:  # noqa: BLE001 -- no metadata: the price is unknown
-        pass
-    import litellm
-
-    return any("input_cost_per_token" in (litellm.model_cost.get(m) or {}) for m in (model, name) if m)
-
-
-def _check_prices(limits: UsageLimits | None, lms: dict) -> None:
-    if limits is None or limits.total_cost is None:
-        return
-    unpriced = [f"{level} LM {getattr(lm, 'model', type(lm).__name__)!r}" for level, lm in lms.items()
-                if not _price_known(lm)]
-    if unpriced:
-        raise ConfigError(f"usage limit 'total_cost' cannot be enforced: no price is known for the "
-                          f"{', '.join(unpriced)}; limit calls or tokens instead")
-
-
-def _wait_until(done: Callable[[], bool], seconds: float) -> None:
-    """Poll `done` every 50 ms until it holds or `seconds` have passed."""
-    pause = threading.Event()
-    for _ in range(int(seconds * 20)):
-        if done():
-            return
-        pause.wait(0.05)
 
 
 class _OwnRunTeleprompter(Teleprompter):
@@ -134,6 +85,10 @@ class MetaSearch(_OwnRunTeleprompter):
         storage: distribute the candidates: an Optuna storage URL or object, or a
             `dspy_meta.distributed.StudyStorage`; workers (`dspy_meta.distributed.run_worker`) run them.
         study_name: the run's study in `storage` (None: derived from the run's settings, data and LMs).
+        allow_structure: let the search put structure around the program (transforms such as normalization
+            or self-consistency, ensembles): a structure win is then returned as a `TransformedProgram`
+            (save it with `dspy_meta.programs.save_program`, load it with `load_program`). False: every
+            candidate keeps the student's class, and compile returns a ``type(student)`` (see `compile`).
     """
 
     closes_with_ensemble: bool = False  # searches over structure try an ensemble of what they found last
@@ -143,7 +98,7 @@ class MetaSearch(_OwnRunTeleprompter):
                  display_progress: bool = True, run_dir: str | None = None,
                  usage_limits: UsageLimits | dict | None = None, max_metric_failures: int = 10,
                  call_timeout: float | None = DEFAULT_CALL_TIMEOUT_S, use_mlflow: bool | None = None,
-                 storage=None, study_name: str | None = None):
+                 storage=None, study_name: str | None = None, allow_structure: bool = True):
         self.metric = metric
         self.budget = budget
         self.task_model = task_model
@@ -159,6 +114,7 @@ class MetaSearch(_OwnRunTeleprompter):
         self.use_mlflow = use_mlflow
         self.storage = storage
         self.study_name = study_name
+        self.allow_structure = allow_structure
 
     # -- what subclasses write ---------------------------------------------------
     @abstractmethod
@@ -187,19 +143,30 @@ class MetaSearch(_OwnRunTeleprompter):
             return self.budget
         return MetaBudget.from_dict(self.budget)
 
+    def _plan_limits(self, limits: PlanLimits | None) -> PlanLimits:
+        """The structure search's plan limits: `limits` (default: library refs, budgets lowered only), with
+        structure off unless `allow_structure`."""
+        limits = limits or PlanLimits(refs_only=True, cap_overrides=True)
+        return limits if self.allow_structure else dataclasses.replace(limits, structure=False)
+
     def _resolve_limits(self) -> UsageLimits | None:
         if self.usage_limits is None or isinstance(self.usage_limits, UsageLimits):
             return self.usage_limits
         return UsageLimits.from_dict(self.usage_limits)
 
     def compile(self, student, *, trainset, teacher=None, valset=None, seed: int | None = None, **kwargs):
-        """Meta-optimize and return a deep copy of `student` (same class) with the best program's state.
+        """Meta-optimize and return a deep copy of `student` with the best program's state.
 
-        The returned program carries ``meta_results_`` (a `MetaResults`). Every input is checked
-        before the first LM call.
+        With ``allow_structure=False`` the result is always a ``type(student)`` with the student's named
+        predictors (demos as `dspy.Example` objects, the user's LM objects), so ``result.save(path)`` loads
+        into a fresh ``type(student)()`` and the result compiles again, as with DSPy's optimizers; with
+        ``allow_structure=True`` a structure win comes back as a `TransformedProgram` around such a copy.
+        The returned program carries ``meta_results_`` (a `MetaResults`). Every input is checked before the
+        first LM call. As in MIPROv2, a program that fails ``max_errors`` times (DSPy's setting) while demos
+        are bootstrapped ends the compile with its error.
         """
         seed = self.seed if seed is None else seed
-        _check_seed(seed)
+        check_seed(seed)
         budget = self._resolve_budget()
         limits = self._resolve_limits()
         self._validate_settings(budget)
@@ -211,8 +178,8 @@ class MetaSearch(_OwnRunTeleprompter):
         valset = sample_valset(valset, budget.max_valset, seed)
         log_acceptance_power(len(valset), budget.accept_confidence_pct / 100)
         lms = self._resolve_lms(student)
-        num_threads = self.num_threads if self.num_threads is not None else _threads_to_fill(lms["program"])
-        _check_prices(limits, lms)
+        num_threads = self.num_threads if self.num_threads is not None else threads_to_fill(lms["program"])
+        check_prices(limits, lms)
         teacher = single_teacher(teacher, student)
         teacher_settings = self._teacher_settings()
         tracker = open_tracker(self.use_mlflow)
@@ -278,7 +245,7 @@ class MetaSearch(_OwnRunTeleprompter):
                 runtime.halt(f"stopped: {stop}")
                 # Let the LM calls other threads already started end: their usage counts, so a resumed run
                 # does not pay for them again.
-                _wait_until(lambda: sum(meter.in_flight for meter in runtime.meters.values()) == 0, 60.0)
+                wait_until(lambda: sum(meter.in_flight for meter in runtime.meters.values()) == 0, 60.0)
                 runtime.save_unfinished()
                 evaluator.results.stopped_reason = f"budget: {stop}"
             except PermanentLMError as stop:
@@ -290,10 +257,14 @@ class MetaSearch(_OwnRunTeleprompter):
             except BadMetricValue as stop:
                 runtime.halt(f"stopped: {stop}")
                 raise MetricError(str(stop)) from None
+            except BootstrapErrors as stop:  # as MIPROv2: the program's own error, once max_errors is reached
+                runtime.halt(f"stopped: {stop}")
+                wait_until(lambda: runtime.running_branches() == 0, 5.0)
+                raise stop.error from None
             except BaseException:  # Ctrl-C (or a crash): every branch stops at its next LM call
                 runtime.halt("interrupted")
                 # Give the branches still running (their next LM call stops them) a moment to end.
-                _wait_until(lambda: runtime.running_branches() == 0, 5.0)
+                wait_until(lambda: runtime.running_branches() == 0, 5.0)
                 raise
             self._ensemble_found(evaluator, runtime, budget)
         evaluator.results.wall_seconds = time.perf_counter() - started
@@ -302,7 +273,7 @@ class MetaSearch(_OwnRunTeleprompter):
 
     def _ensemble_found(self, evaluator: Evaluator, runtime: Runtime, budget: MetaBudget) -> None:
         """The closing candidate (`EnsembleOfFound`), also after a usage limit stopped the search."""
-        if self.closes_with_ensemble and budget.final_ensemble:
+        if self.closes_with_ensemble and budget.final_ensemble and self.allow_structure:
             with quiet(not self.display_progress), runtime.activate():
                 evaluator.run_closing(EnsembleOfFound(evaluator.results.candidates, budget.final_ensemble))
 
@@ -320,7 +291,8 @@ class MetaSearch(_OwnRunTeleprompter):
                 "lms": [lm_identity(lm) for lm in lms.values()],
                 "metric": getattr(self.metric, "__qualname__", type(self.metric).__qualname__),
                 "metric_code": code_hash(self.metric),
-                "max_metric_failures": self.max_metric_failures, **self._fingerprint(budget)}
+                "max_metric_failures": self.max_metric_failures, "allow_structure": self.allow_structure,
+                **self._fingerprint(budget)}
 
     def _open_store(self, store: RunStore | None, fingerprint: dict[str, Any]) -> None:
         """Check the run's checkpoint folder belongs to this run (`RunDirError` naming what changed)."""
@@ -340,8 +312,8 @@ class MetaSearch(_OwnRunTeleprompter):
         evaluator.run_side_by_side([score_baseline, lambda branch: self._run_search(branch, budget)])
 
     def _finish(self, student, evaluator: Evaluator):
-        """The student with the best program's state; a program with new structure (a transform won) is
-        returned as it is: a `TransformedProgram` around a copy of the student (see `dspy_meta.programs`)."""
+        """The student with the best program's state (`returned_program`); a program with new structure (a
+        transform won, only with `allow_structure`) is a `TransformedProgram` around a copy of the student."""
         results = evaluator.results
         results.usage = evaluator.runtime.usage()
         baseline = results.baseline_score
@@ -350,10 +322,12 @@ class MetaSearch(_OwnRunTeleprompter):
             evaluator.acceptance, best[0] if best else None, baseline, evaluator.best_examples,
             evaluator.baseline_examples, best_is_input=evaluator.best_is_an_input)
         accepted = accepted and best is not None and best[1] is not None
+        if accepted and not self.allow_structure and not keeps_student_class(student, best[1]):
+            accepted, results.final_reason = False, "the best program is not the student's class (allow_structure)"
         if accepted:
-            # The best program's structure around a fresh copy of the student, with the best state: predictor
-            # LMs stay the user's objects (a transform's own predictors come with the structure).
-            program = copy_program_state(rebuild(student, structure_of(best[1])), best[1])
+            # A fresh copy of the student (the best program's structure around it, if any) with the best state:
+            # predictor LMs stay the user's objects, demos are Examples (a transform's predictors come with it).
+            program = returned_program(student, best[1])
         else:
             logger.warning("no candidate optimizer beat the unoptimized program (%s); returning it unchanged%s",
                            baseline, f" ({results.final_reason})" if results.final_reason else "")
@@ -364,35 +338,4 @@ class MetaSearch(_OwnRunTeleprompter):
         return program
 
     def _validate_data(self, student, trainset, valset) -> tuple[list, list]:
-        if not callable(self.metric):
-            raise TypeError(f"metric must be callable, got {type(self.metric).__name__}")
-        if not isinstance(student, dspy.Module):
-            raise TypeError(f"student must be a dspy.Module, got {type(student).__name__}")
-        if not student.predictors():
-            raise ValueError("student has no predictors to optimize")
-        if not isinstance(self.max_metric_failures, int) or self.max_metric_failures < 0:
-            raise ValueError(f"max_metric_failures must be a non-negative integer, got {self.max_metric_failures!r}")
-        trainset = list(trainset or [])
-        if valset is None:
-            trainset, valset = split_trainset(trainset)
-        valset = list(valset)
-        if not trainset:  # as MIPROv2: one training example is enough
-            raise ValueError("trainset must not be empty (with no valset, it needs at least 2 examples)")
-        if not valset:
-            raise ValueError("valset must not be empty")
-        wanted = forward_inputs(student)
-        for name, data in (("trainset", trainset), ("valset", valset)):
-            for i, example in enumerate(data):
-                if not isinstance(example, dspy.Example):
-                    raise TypeError(f"{name}[{i}] must be a dspy.Example, got {type(example).__name__}")
-                if example._input_keys is None:
-                    raise ValueError(f"{name}[{i}] has no inputs marked; call .with_inputs(...) on every example")
-                missing = wanted - set(example.inputs().keys())
-                if missing:
-                    raise ValueError(f"{name}[{i}] lacks the program's input(s) {sorted(missing)}")
-        labels = set(valset[0].labels().keys())  # a metric may need none (DSPy's games tutorial), but then none
-        for i, example in enumerate(valset):
-            missing = labels - {k for k, v in example.labels().items() if v is not None}
-            if missing:
-                raise ValueError(f"valset[{i}] lacks the label(s) {sorted(missing)} that valset[0] has")
-        return trainset, valset
+        return validate_data(self.metric, self.max_metric_failures, student, trainset, valset)

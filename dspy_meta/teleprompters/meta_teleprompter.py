@@ -59,7 +59,8 @@ class MetaTeleprompter(MetaSearch):
             manual mode, `num_candidates` and compile's `num_trials` set the MIPROv2 input's budget.
         num_candidates: candidates per MIPROv2 input (overrides the budget's value).
         num_threads, seed: as in `MetaSearch` (``seed=0`` is honoured).
-        max_errors: program errors DSPy's evaluations tolerate (DSPy's ``max_errors`` setting for the run).
+        max_errors: program errors DSPy tolerates (its ``max_errors`` setting for the run): as in MIPROv2, the
+            error that reaches it while demos are bootstrapped ends the compile (None: DSPy's setting, 10).
         init_temperature: the MIPROv2 and COPRO inputs' proposal temperature.
         track_stats: attach MIPROv2's result attributes (``score``, ``candidate_programs``, ...).
         log_dir: the checkpoint folder (``run_dir``) when `run_dir` is not given.
@@ -72,11 +73,20 @@ class MetaTeleprompter(MetaSearch):
             are the meta search's inputs (unless `optimizers` is given).
         display_progress, run_dir, usage_limits, max_metric_failures, use_mlflow, storage, study_name: as in
             `MetaSearch` (`storage`: candidates queue in an Optuna study for workers, see `dspy_meta.distributed`).
+        allow_structure: False (the default) keeps MIPROv2's contract: compile returns an instance of
+            ``type(student)`` whose named predictors are the student's, with only their state (instructions,
+            field prefixes, demos as `dspy.Example` objects) changed, so ``optimized.save("x.json")`` loads into
+            a fresh ``Program()`` and the result compiles again. The structure search then combines the input
+            optimizers only (``sequence``, ``best_of``). True: it may also put structure around the program
+            (normalization, self-consistency, verification, decomposition, and an ensemble of the best
+            programs found, ``budget.final_ensemble``), and a structure win CHANGES THE CLASS: the result is a
+            `dspy_meta.programs.TransformedProgram` around a copy of the student; save it with
+            `dspy_meta.programs.save_program` and load it with ``load_program(path, Program())``.
 
     The returned program has ``meta_results_``: every candidate with its score, the accepted
-    path, the learned optimizers and plan, and LM usage per level. Last, an ensemble of the best programs
-    found is judged like any candidate (``budget.final_ensemble``; free to validate when their answers are
-    remembered, so it runs even after a usage limit stopped the search).
+    path, the learned optimizers and plan, and LM usage per level. With ``allow_structure=True``, last, an
+    ensemble of the best programs found is judged like any candidate (``budget.final_ensemble``; free to
+    validate when their answers are remembered, so it runs even after a usage limit stopped the search).
     """
 
     closes_with_ensemble = True
@@ -89,10 +99,12 @@ class MetaTeleprompter(MetaSearch):
                  budget: MetaBudget | dict | None = None,
                  optimizers: Mapping[str, OptimizerSpec] | Sequence[OptimizerSpec] | None = None,
                  meta_model=None, display_progress: bool = True, limits: PlanLimits | None = None,
-                 run_dir: str | None = None, learned: str | LearnedBundle | None = None, **kwargs):
+                 run_dir: str | None = None, learned: str | LearnedBundle | None = None,
+                 allow_structure: bool = False, **kwargs):
         super().__init__(metric, budget=budget, task_model=task_model, prompt_model=prompt_model,
                          meta_model=meta_model, num_threads=num_threads, seed=seed,
-                         display_progress=display_progress, run_dir=run_dir, **kwargs)
+                         display_progress=display_progress, run_dir=run_dir, allow_structure=allow_structure,
+                         **kwargs)
         self.auto = auto
         self.optimizers = optimizers
         self.max_bootstrapped_demos = max_bootstrapped_demos
@@ -221,5 +233,6 @@ class MetaTeleprompter(MetaSearch):
         tuned = {name: next(s.best_spec for s in searches if s.name == name) for name in library}
         evaluator.results.best_optimizers.update({name: spec.to_dict() for name, spec in tuned.items()})
         evaluator.run(StructureSearch(tuned, steps=budget.structure_steps, num_examples=budget.num_examples,
-                                      attempts=budget.proposal_attempts, limits=self.limits, seed=evaluator.seed,
+                                      attempts=budget.proposal_attempts, limits=self._plan_limits(self.limits),
+                                      seed=evaluator.seed,
                                       proposals_per_step=budget.structure_proposals))

@@ -13,8 +13,7 @@ from typing import Any
 import dspy
 
 from dspy_meta.errors import ConfigError
-from dspy_meta.programs import rebuild, structure_of
-from dspy_meta.runtime.program_state import copy_program_state
+from dspy_meta.programs import returned_program
 from dspy_meta.search.budget import MetaBudget
 from dspy_meta.search.evaluator import Evaluator
 
@@ -111,8 +110,7 @@ def attach_mipro_stats(program: dspy.Module, student: dspy.Module, evaluator: Ev
     for record in results.candidates:
         calls += record.usage["program"].calls if "program" in record.usage else 0
         candidate = evaluator.program_of(record)
-        copied = None if candidate is None else \
-            copy_program_state(rebuild(student, structure_of(candidate)), candidate)  # the user's LMs, not the run's
+        copied = None if candidate is None else returned_program(student, candidate)  # the user's LMs, not the run's
         trial_logs[len(trial_logs) + 1] = {"full_eval_score": _percent(record.score), "full_eval_program": copied,
                                            "stage": record.stage, "plan": record.plan, "accepted": record.accepted,
                                            "reason": record.reason, "total_eval_calls_so_far": calls}

@@ -46,7 +46,8 @@ class MetaStructureOptimizer(MetaSearch):
     Args:
         optimizers: the input optimizer specs, as a list or a name -> spec mapping.
         limits: size limits for proposed plans.
-        See `MetaSearch` for the others.
+        See `MetaSearch` for the others (``allow_structure`` is True here: structure is what this optimizer
+        searches; a structure win is a `TransformedProgram`).
 
     Last, an ensemble of the best programs found is judged like any candidate (``budget.final_ensemble``).
     """
@@ -75,7 +76,8 @@ class MetaStructureOptimizer(MetaSearch):
     def _run_search(self, evaluator: Evaluator, budget: MetaBudget) -> None:
         library = as_library(self.optimizers)
         evaluator.run(StructureSearch(library, steps=budget.structure_steps, num_examples=budget.num_examples,
-                                      seed=evaluator.seed, attempts=budget.proposal_attempts, limits=self.limits,
+                                      seed=evaluator.seed, attempts=budget.proposal_attempts,
+                                      limits=self._plan_limits(self.limits),
                                       proposals_per_step=budget.structure_proposals))
         evaluator.results.best_optimizers.update({name: spec.to_dict() for name, spec in library.items()})
 

@@ -92,6 +92,42 @@ def test_make_lm_routes_names():
         make_lm("")
 
 
+def test_a_made_up_provider_fails_by_name_before_any_call():
+    """Issue 30: 'not-a-provider/model' passed the name check and failed only after 34 LM calls."""
+    with pytest.raises(ValueError, match="unknown LM 'not-a-provider/model': no provider 'not-a-provider'"):
+        make_lm("not-a-provider/model")
+    for name in ("openai/gpt-4o-mini", "ollama_chat/llama3", "hosted_vllm/org/model"):
+        assert make_lm(name).model == name  # providers litellm knows
+    assert make_lm("my-gateway/model", custom_llm_provider="openai").model == "my-gateway/model"
+
+
+def test_providers_registered_at_run_time_are_known():
+    import uuid
+
+    from dspy_meta.testing import ScriptedEngine
+    from dspy_meta.testing.scripted_lm import register_litellm_provider
+
+    provider = f"scripted-{uuid.uuid4().hex[:8]}"
+    with pytest.raises(ValueError, match="no provider"):
+        make_lm(f"{provider}/model")
+    register_litellm_provider(provider, ScriptedEngine(lambda call: {}))
+    assert make_lm(f"{provider}/model").model == f"{provider}/model"
+
+
+def test_a_made_up_provider_stops_compile_before_any_call():
+    from dspy_meta import MetaTeleprompter
+    from dspy_meta.errors import ConfigError
+    from dspy_meta.testing import ScriptedEngine
+    from dspy_meta.testing.toy_task import Shout, shout_examples, shout_metric
+
+    engine = ScriptedEngine(lambda call: {})
+    with pytest.raises(ConfigError, match="task_model: unknown LM 'not-a-provider/model'"):
+        MetaTeleprompter(shout_metric, prompt_model=engine.as_lm(), task_model="not-a-provider/model",
+                         display_progress=False).compile(Shout(), trainset=shout_examples(4),
+                                                         valset=shout_examples(3, offset=10))
+    assert engine.calls == []
+
+
 def test_repeated_samples_at_temperature_get_different_seeds(engine):
     lm = dspy.LM("local/fake", engine=engine, cache=False)
     with dspy.context(lm=lm):

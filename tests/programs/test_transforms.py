@@ -116,3 +116,39 @@ def test_plans_bound_the_inference_cost():
 def test_a_nan_transform_parameter_fails_the_range_check(kind):
     with pytest.raises(PlanError, match=r"plan.params: transform parameter 'temperature' must have between 0.1"):
         plan_from_dict({"op": "transform", "kind": kind, "params": {"temperature": float("nan")}})
+
+
+def test_a_transformed_student_is_rebuilt_without_its_structure_twice():
+    """Compiling a transformed program again (issue 30: KeyError 'program.program.answer'): a structure that
+    holds the student's own is rebuilt around a copy of the student, not around the student once more."""
+    from dspy_meta.programs import rebuild
+
+    student = get_transform("normalize")(Shout(), steps="strip")
+    names = [name for name, _ in student.named_predictors()]
+    same = rebuild(student, structure_of(student))
+    assert type(same) is type(student) and [name for name, _ in same.named_predictors()] == names
+    around = get_transform("self_consistency")(student.deepcopy(), samples=3)
+    rebuilt = rebuild(student, structure_of(around))
+    assert [name for name, _ in rebuilt.named_predictors()] == [name for name, _ in around.named_predictors()]
+    decomposed = get_transform("decompose")(Shout())
+    wrapped = rebuild(decomposed, structure_of(get_transform("normalize")(decomposed.deepcopy())))
+    assert structure_of(wrapped)["inner"] == structure_of(decomposed)
+
+
+def test_the_returned_program_is_a_fresh_student_with_example_demos():
+    from dspy_meta.programs import keeps_student_class, returned_program
+    from dspy_meta.runtime.program_state import load_program_state, program_state
+
+    found = Shout()
+    found.answer.predict.demos = [dspy.Example(word="apple", answer="APPLE").with_inputs("word")]
+    found.answer.predict.signature = found.answer.predict.signature.with_instructions("Shout.")
+    from_state = load_program_state(Shout(), program_state(found))  # a checkpoint's program: dict demos
+    assert isinstance(from_state.answer.predict.demos[0], dict)
+    for source in (found, from_state):
+        program = returned_program(Shout(), source)
+        assert type(program) is Shout and keeps_student_class(Shout(), program)
+        (demo,) = program.answer.predict.demos
+        assert isinstance(demo, dspy.Example) and demo.word == "apple" and demo is not source.answer.predict.demos[0]
+        assert program.answer.predict.signature.instructions == "Shout."
+    assert list(returned_program(Shout(), found).answer.predict.demos[0].inputs().keys()) == ["word"]
+    assert not keeps_student_class(Shout(), get_transform("normalize")(Shout()))

@@ -4,8 +4,8 @@ A weak meta LM often answers with an invalid plan, or with one already tried; th
 evaluates a new candidate, drawn by Optuna's TPE sampler over a small design space: which optimizer
 to start from (a library optimizer or the best plan so far) and which structure to put around it
 (none, self-consistency, normalization, decomposition, verification, or an ensemble of the best plans
-so far). The sampler learns from every explored plan's score; it is seeded, so a resumed or repeated
-run draws the same plans.
+so far; where structure is off, none or one more library optimizer after it). The sampler learns from
+every explored plan's score; it is seeded, so a resumed or repeated run draws the same plans.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ SHAPES: dict[str, Callable[[dict], dict]] = {
 }
 _BEST = "best_so_far"
 _ENSEMBLE = "ensemble_of_best"
+_THEN = "then:"  # where structure is off: the base, then one more library optimizer on its program
 
 
 def _key(plan: dict) -> str:
@@ -52,7 +53,9 @@ class PlanExplorer:
         self.library = dict(library)
         self.limits = limits
         self._bases = [*self.library, _BEST]
-        self._shapes = [*SHAPES, _ENSEMBLE]
+        # Without structure (`PlanLimits.structure` off) only plans that keep the program's class are drawn.
+        self._shapes = [*SHAPES, _ENSEMBLE] if getattr(limits, "structure", True) else \
+            ["plain", *(f"{_THEN}{name}" for name in self.library)]
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self._study = optuna.create_study(direction="maximize",
                                           sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=4))
@@ -95,7 +98,10 @@ class PlanExplorer:
                 root = compact(scored[0][1])
             else:
                 root = {"op": "optimize", "ref": base}
-            data = SHAPES[shape](root)
+            if shape.startswith(_THEN):
+                data = {"op": "sequence", "steps": [root, {"op": "optimize", "ref": shape[len(_THEN):]}]}
+            else:
+                data = SHAPES[shape](root)
         try:
             return plan_from_dict(data, library=self.library, limits=self.limits)
         except ValueError as exc:  # e.g. over the calls-per-example limit

@@ -21,7 +21,7 @@ from dspy_meta.plans.nodes import OptimizeStep, PlanLimits, PlanNode, parse_plan
 from dspy_meta.search.candidates import Candidate, Rejection
 from dspy_meta.plans.composite import plan_key
 from dspy_meta.search.proposals import (
-    ProposeCompositeOptimizer, Proposer, compact_plan, describe_library, feedback_or_note, plan_format,
+    Proposer, compact_plan, composite_request, describe_library, feedback_or_note, plan_format,
     render_tried_plans, with_repairs,
 )
 from dspy_meta.search.results import CandidateRecord
@@ -37,7 +37,8 @@ class StructureSearch(SearchStrategy):
     """Propose composite plans over `library`; ``best_plan`` is the best plan found so far.
 
     By default proposed plans may only name the library's optimizers and lower their budgets
-    (`PlanLimits(refs_only=True, cap_overrides=True)`).
+    (`PlanLimits(refs_only=True, cap_overrides=True)`). With ``limits.structure`` off, plans have no
+    transform or ensemble nodes: every program found is the student's class.
     """
 
     def __init__(self, library: Mapping[str, OptimizerSpec], *, steps: int, num_examples: int, attempts: int = 2,
@@ -71,7 +72,7 @@ class StructureSearch(SearchStrategy):
         note, self._note = self._note, ""
 
         def request(feedback: str, rng):
-            return dspy.Predict(ProposeCompositeOptimizer)(
+            return dspy.Predict(composite_request(self.limits))(
                 task_examples=proposer.examples(self.num_examples, rng),
                 available_optimizers=describe_library(self.library),
                 plan_format=plan_format(self.library, self.limits),
