@@ -27,11 +27,13 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.exceptions import StorageInternalError, UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.engine import make_url
 
 from dspy_meta.errors import StudyMismatch
 from dspy_meta.runtime.files import file_lock
@@ -89,6 +91,31 @@ class StudyStorage:
     def shown(self) -> str:
         """The storage as it may be logged (credentials in a URL removed)."""
         return redact(self.storage) if isinstance(self.storage, str) else type(self.storage).__name__
+
+    @property
+    def sqlite_file(self) -> Path | None:
+        """The database file of a SQLite URL (None for other storages and for an in-memory database)."""
+        if not isinstance(self.storage, str) or not self.storage.startswith("sqlite"):
+            return None
+        try:
+            database = make_url(self.storage).database
+        except Exception:  # noqa: BLE001 -- not a URL SQLAlchemy reads: `open` says so
+            return None
+        return Path(database) if database and database != ":memory:" else None
+
+    def open_existing(self, wait: float | None = 0) -> optuna.storages.BaseStorage:
+        """`open`, for a worker, which never creates the database (a mistyped SQLite path was created empty and
+        waited on forever): a missing SQLite file is waited for up to a finite `wait`, then refused, named."""
+        path = self.sqlite_file
+        if path is not None and not path.exists():
+            deadline = time.monotonic() + (wait or 0)
+            while not path.exists() and time.monotonic() < deadline:
+                time.sleep(self.poll_interval)
+            if not path.exists():
+                raise StudyMismatch(f"no database file {str(path)!r} (from the storage {self.shown}): a worker does "
+                                    "not create one; check the path, or start the driver first (it creates the "
+                                    "database and the study)")
+        return self.open()
 
 
 def study_storage(storage: Any) -> StudyStorage:
@@ -192,8 +219,9 @@ class StudyQueue:
 
     @classmethod
     def load(cls, settings: StudyStorage, name: str, *, wait: float | None = 0) -> StudyQueue:
-        """An existing run's study; waits up to `wait` seconds (None: forever) for a driver to create it."""
-        storage = settings.open()
+        """An existing run's study; waits up to `wait` seconds (None: forever) for a driver to create it. A
+        SQLite database file that does not exist is waited for only a finite `wait` (`StudyStorage.open_existing`)."""
+        storage = settings.open_existing(wait)
         deadline = None if wait is None else time.monotonic() + wait
         while True:
             try:

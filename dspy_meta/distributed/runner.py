@@ -20,7 +20,6 @@ import dspy
 
 from dspy_meta.errors import RunHalted
 from dspy_meta.plans.composite import plan_key
-from dspy_meta.runtime.checks import GuardedMetric
 from dspy_meta.runtime.factory import build_runtime
 from dspy_meta.runtime.usage import LevelUsage
 from dspy_meta.search.candidates import Candidate
@@ -154,7 +153,7 @@ class StudyRunner(CandidateRunner):
 
     def _new_worker(self, evaluator: Evaluator) -> TrialWorker:
         metric = evaluator.runtime.metric
-        runtime = build_runtime(self._lms, metric=GuardedMetric(metric.metric, metric.max_failures),
+        runtime = build_runtime(self._lms, metric=metric.branch(),
                                 num_threads=self._num_threads, call_timeout=self._call_timeout)
         for level, meter in runtime.meters.items():  # the run's guard: its halts and usage limits stop these calls too
             meter.guard = evaluator.runtime.meters[level].root_guard()

@@ -178,7 +178,9 @@ def run_worker(storage, study_name: str, *, student: dspy.Module, metric, trains
     worker splits and samples them as the driver did), its teacher, and the program (`task_model`) and
     optimizer (`prompt_model`) LMs, or `teacher_settings`; the meta LM is not needed. `storage` is the
     driver's Optuna storage URL or object (or a `StudyStorage` for heartbeat settings). The worker
-    waits `wait_for_study` seconds (None: forever) for the driver to create the study.
+    waits `wait_for_study` seconds (None: forever) for the driver to create the study; it never creates a
+    database: a SQLite file that does not exist is waited for only a finite `wait_for_study`, then refused
+    (`StudyMismatch` naming it).
     """
     queue = StudyQueue.load(study_storage(storage), study_name, wait=wait_for_study)
     worker = worker_for(queue, student=student, metric=metric, trainset=trainset, valset=valset,

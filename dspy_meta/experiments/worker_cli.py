@@ -45,19 +45,25 @@ def experiment_worker(queue: StudyQueue, *, lms: dict | None = None, num_threads
 def serve_experiment_studies(storage: Any, study_name: str | None = None, *, lms: dict | None = None,
                              num_threads: int | None = None, idle_timeout: float | None = None) -> int:
     """Run waiting trials of one study (until it is finished) or, without a name, of every unfinished
-    experiment study in `storage` (until none had work for `idle_timeout` seconds); how many ran here."""
+    experiment study in `storage` (until all of them are finished, or none had work for `idle_timeout`
+    seconds); how many ran here. A storage with no experiment study yet is waited on (its driver may be
+    starting); a SQLite file that does not exist is refused (`StudyStorage.open_existing`)."""
     settings = study_storage(storage)
     if study_name is not None:
         queue = StudyQueue.load(settings, study_name, wait=idle_timeout)
         return experiment_worker(queue, lms=lms, num_threads=num_threads).serve(idle_timeout=idle_timeout)
     workers: dict[str, TrialWorker] = {}
     ran, idle_since = 0, time.monotonic()
-    opened = settings.open()
+    opened = settings.open_existing(idle_timeout)
     while idle_timeout is None or time.monotonic() - idle_since <= idle_timeout:
         busy = False
-        for study in opened.get_all_studies():
-            if RECIPE not in study.user_attrs or study.user_attrs.get(FINISHED):
-                continue
+        studies = [study for study in opened.get_all_studies() if RECIPE in study.user_attrs]
+        unfinished = [study for study in studies if not study.user_attrs.get(FINISHED)]
+        if studies and not unfinished:
+            logger.info("worker: every experiment study in %s is finished (%d candidate(s) run here)", settings.shown,
+                        ran)
+            return ran
+        for study in unfinished:
             if study.study_name not in workers:
                 queue = StudyQueue.load(settings, study.study_name)
                 workers[study.study_name] = experiment_worker(queue, lms=lms, num_threads=num_threads)

@@ -23,6 +23,7 @@ from typing import Any
 from dspy.lm15 import Message, Response, TextPart, Usage
 
 from dspy_meta.lm.continuous_batch import ContinuousBatcher, Job
+from dspy_meta.runtime.calls import cancelled
 from dspy_meta.lm.llama_engine import (DEFAULT_MAX_TOKENS, LlamaCppEngine, SampleSeeds, asks_for_json,
                                        request_messages)
 
@@ -218,7 +219,7 @@ class BatchedLlamaEngine:
         job = Job(prompt=prompt, max_tokens=max_tokens, stops=tuple(s.encode("utf-8") for s in stops if s),
                   temperature=temperature, top_p=0.95 if config.top_p is None else config.top_p,
                   seed=config.seed if config.seed is not None else self._seeds(messages, temperature),
-                  grammar=_json_grammar() if json_mode else None)
+                  grammar=_json_grammar() if json_mode else None, given_up=cancelled())
         self._batcher.run(job)
         return Response(
             id=f"chatcmpl-{uuid.uuid4()}", model=self.name,

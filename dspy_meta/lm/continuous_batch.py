@@ -11,6 +11,10 @@ trims the slot to the common prefix instead of clearing it; a longer common pref
 is shared by reference (a unified cache makes that copy free). Prompts admitted together that share a
 prefix are computed once: a later one waits for the earlier one's prefix, then shares it.
 
+A job whose `given_up` event is set (its caller stopped waiting: the run's ``call_timeout``) ends with
+`LMCallTimeout` at the next step: a queued one leaves the queue, a running one frees its slot (its prompt's
+cache is kept for reuse), so the requests after it do not wait behind tokens nobody reads.
+
 The `backend` does the model work: decode(entries), new_sampler(job), sample(sampler, index),
 free_sampler(sampler), seq_rm(seq, p0, p1), seq_cp(src, dst, p0, p1), piece(token), is_eog(token).
 """
@@ -22,6 +26,8 @@ import itertools
 import logging
 import threading
 from dataclasses import dataclass, field
+
+from dspy_meta.errors import LMCallTimeout
 
 __all__ = ["Job", "ContinuousBatcher", "common_prefix"]
 
@@ -46,6 +52,7 @@ class Job:
     finish_reason: str = "length"
     error: BaseException | None = None
     done: threading.Event = field(default_factory=threading.Event)
+    given_up: threading.Event | None = None  # set by its caller when it stops waiting: the job is dropped
     _out: bytearray = field(default_factory=bytearray, repr=False)
 
 
@@ -150,12 +157,32 @@ class ContinuousBatcher:
                         job.done.set()
                     self._queue.clear()
                     return
+                self._drop_given_up()
                 self._admit()
             try:
                 self._step()
             except Exception as exc:  # a failed step fails its requests, never the worker
                 logger.exception("batched decoding step failed")
                 self._fail(self._active(), exc)
+
+    def _drop_given_up(self) -> None:
+        """End the jobs whose callers gave up (see the module doc), queued or running."""
+        def given_up(job: Job) -> bool:
+            return job.given_up is not None and job.given_up.is_set()
+
+        for job in [job for job in self._queue if given_up(job)]:
+            self._queue.remove(job)
+            job.error = LMCallTimeout("the request was given up by its caller before it started (call_timeout)")
+            job.done.set()
+        for slot in self._active():
+            if given_up(slot.job):
+                job = slot.job
+                self.stats["given_up"] += 1
+                self._trim_kept(slot)
+                self._release(slot)
+                job.error = LMCallTimeout(f"the request was given up by its caller after {job.n_output} tokens "
+                                          "(call_timeout); its generation was stopped")
+                job.done.set()
 
     def _reserved(self, slot: _Slot) -> int:
         """Cache cells `slot` may hold: the whole request while active, its kept tokens while free."""

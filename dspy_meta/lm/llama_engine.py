@@ -3,6 +3,10 @@
 One `Llama` object is not thread-safe, so calls are serialized with a lock (the
 model uses every core anyway; parallel callers gain nothing on CPU). The model is
 loaded on the first call, not at construction.
+
+A call its caller gave up on (the run's ``call_timeout``: `dspy_meta.runtime.calls.cancelled`) stops
+generating at its next token, and one still waiting for the model when it was given up never starts:
+otherwise the next call waits behind generations nobody reads, and on a slow model timeouts cascade.
 """
 
 from __future__ import annotations
@@ -15,7 +19,10 @@ from typing import Any
 
 from dspy.lm15 import Message, Response, TextPart, Usage
 
-__all__ = ["LlamaCppEngine", "shared_engine", "request_messages", "asks_for_json", "SampleSeeds"]
+from dspy_meta.errors import LMCallTimeout
+from dspy_meta.runtime.calls import cancelled
+
+__all__ = ["LlamaCppEngine", "shared_engine", "request_messages", "asks_for_json", "SampleSeeds", "GIVEN_UP"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +55,29 @@ def request_messages(request) -> list[dict]:
         messages.append({"role": "system", "content": system})
     messages.extend({"role": m.role, "content": m.text or ""} for m in request.messages)
     return messages
+
+
+GIVEN_UP = "the LM call was given up by its caller (call_timeout); its generation was stopped"
+
+
+def _stop_when_given_up(llama, engine: LlamaCppEngine) -> None:
+    """Make `llama`'s completions (what its chat handlers call) also stop when the engine's current call is
+    given up: a stopping criterion, which llama-cpp-python checks after every sampled token."""
+    original = getattr(llama, "create_completion", None)
+    if original is None or getattr(llama, "_dspy_meta_stoppable", False):
+        return
+
+    def create_completion(*args, stopping_criteria=None, **kwargs):
+        given_up = engine._given_up
+        if given_up is not None:
+            inner = stopping_criteria
+
+            def stopping_criteria(input_ids, logits):
+                return given_up.is_set() or (inner is not None and bool(inner(input_ids, logits)))
+        return original(*args, stopping_criteria=stopping_criteria, **kwargs)
+
+    llama.create_completion = create_completion  # on this object only: the class is llama-cpp-python's
+    llama._dspy_meta_stoppable = True
 
 
 class SampleSeeds:
@@ -97,6 +127,7 @@ class LlamaCppEngine:
         self._llama = None
         self._lock = threading.Lock()
         self._seeds = SampleSeeds(seed)
+        self._given_up: threading.Event | None = None  # the running call's (set under the lock)
 
     slots = 1  # requests decoded at once: callers size their thread count by it
 
@@ -133,8 +164,19 @@ class LlamaCppEngine:
             kwargs["stop"] = list(config.stop)
         if config.response_format is not None or asks_for_json(messages):
             kwargs["response_format"] = {"type": "json_object"}  # grammar-constrained JSON in llama.cpp
+        given_up = cancelled()
         with self._lock:
-            result = self._model().create_chat_completion(messages=messages, **kwargs)
+            if given_up is not None and given_up.is_set():  # given up while it waited for the model
+                raise LMCallTimeout(GIVEN_UP)
+            llama = self._model()
+            _stop_when_given_up(llama, self)
+            self._given_up = given_up
+            try:
+                result = llama.create_chat_completion(messages=messages, **kwargs)
+            finally:
+                self._given_up = None
+        if given_up is not None and given_up.is_set():
+            raise LMCallTimeout(GIVEN_UP)  # cut short: nobody reads it
         choice = result["choices"][0]
         usage = result.get("usage") or {}
         prompt_tokens, output_tokens = usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)

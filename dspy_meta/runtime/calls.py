@@ -3,6 +3,9 @@
 `call_within(timeout, fn)` runs `fn` in a daemon thread carrying the caller's context (dspy.context)
 and gives up after `timeout` seconds with `LMCallTimeout`: a call that never returns cannot hang a
 run (the abandoned thread ends with its call; being a daemon, it never blocks the interpreter's exit).
+When it gives up it also sets the call's `cancelled()` event: an engine that can (the local llama.cpp
+engines) stops work on the abandoned request at its next token, so the requests after it do not wait
+behind generations nobody reads.
 
 `RateLimitPatience` decides how long to wait after DSPy's own retries of a rate-limited request gave
 up (DSPy waits about 1 + 2 + 4 seconds): the provider's Retry-After when it gave one, else 8, 16, 32, 60,
@@ -23,7 +26,7 @@ from dspy.utils.exceptions import LMRateLimitError
 
 from dspy_meta.errors import LMCallTimeout
 
-__all__ = ["call_within", "check_call_timeout", "RateLimitPatience", "is_rate_limit", "DEFAULT_CALL_TIMEOUT_S",
+__all__ = ["call_within", "cancelled", "check_call_timeout", "RateLimitPatience", "is_rate_limit", "DEFAULT_CALL_TIMEOUT_S",
            "DEFAULT_RATE_LIMIT_WAIT_S"]
 
 DEFAULT_CALL_TIMEOUT_S = 600.0
@@ -44,17 +47,30 @@ def check_call_timeout(timeout: Any) -> None:
                          f"{threading.TIMEOUT_MAX:g}) or None for no limit, got {timeout!r}")
 
 
+_CANCELLED: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("dspy_meta_call_cancelled",
+                                                                                   default=None)
+
+
+def cancelled() -> threading.Event | None:
+    """The event `call_within` sets when it gives up on the LM call this thread makes (None: no timeout)."""
+    return _CANCELLED.get()
+
+
 def call_within(timeout: float | None, fn: Callable[[], Any]) -> Any:
     """`fn()`, or `LMCallTimeout` when it has not returned after `timeout` seconds (None: no limit)."""
     if timeout is None:
         return fn()
     outcome: list = []
-    done = threading.Event()
+    done, cancel = threading.Event(), threading.Event()
     context = contextvars.copy_context()
+
+    def call() -> Any:
+        _CANCELLED.set(cancel)
+        return fn()
 
     def run() -> None:
         try:
-            outcome.append((True, context.run(fn)))
+            outcome.append((True, context.run(call)))
         except BaseException as exc:  # noqa: BLE001 -- handed back to the caller's thread
             outcome.append((False, exc))
         finally:
@@ -62,6 +78,7 @@ def call_within(timeout: float | None, fn: Callable[[], Any]) -> Any:
 
     threading.Thread(target=run, name="dspy-meta-lm-call", daemon=True).start()
     if not done.wait(timeout):
+        cancel.set()  # the engine may stop generating for it (see the module doc)
         raise LMCallTimeout(f"the LM call did not return within {timeout:g} s (call_timeout)")
     ok, value = outcome[0]
     if ok:

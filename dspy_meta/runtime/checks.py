@@ -20,7 +20,7 @@ from dspy_meta.runtime.redact import redact
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["GuardedMetric", "forward_inputs", "data_hash", "split_trainset", "sample_valset", "check_num_threads"]
+__all__ = ["GuardedMetric", "MetricHealth", "BROKEN_AFTER", "forward_inputs", "data_hash", "split_trainset", "sample_valset", "check_num_threads"]
 
 
 def forward_inputs(student: dspy.Module) -> set[str]:
@@ -75,25 +75,82 @@ def _takes_trace(metric: Callable) -> bool:
     return len([p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]) >= 3
 
 
+BROKEN_AFTER = 3  # examples on which the metric failed on the prediction and on its corrected copy too
+
+
+class MetricHealth:
+    """Whether a run's metric can score at all, shared by the run's branches (see `GuardedMetric`)."""
+
+    def __init__(self):
+        self.works = False  # it returned a finite number once: it is not broken
+        self.broken_on = 0  # examples it failed on, also with the labels in the prediction
+        self._lock = threading.Lock()
+
+    def worked(self) -> None:
+        self.works = True
+
+    def failed_even_corrected(self) -> int:
+        with self._lock:
+            self.broken_on += 1
+            return self.broken_on
+
+
 class GuardedMetric:
     """The user's metric, checked: a non-number is an error; an exception counts the example as failed.
 
     After `max_failures` raising examples the next one raises, failing the candidate being scored.
     2-argument metrics ``metric(example, prediction)`` are called without the trace, as MIPROv2 allows.
+
+    A metric broken on every example (it raises, or returns NaN, whatever the prediction) stops the run
+    with `BadMetricValue` instead of recording real-looking 0.0 scores: until the metric has returned a
+    finite score once in the run, an example it fails on is scored again with the prediction corrected
+    (the example's labels in place of the predicted fields); failing on `BROKEN_AFTER` examples that way
+    means it cannot score even a right answer. One corrected call per failure, and none once it worked;
+    a metric whose examples have no labels is not judged.
     """
 
-    def __init__(self, metric: Callable, max_failures: int):
+    def __init__(self, metric: Callable, max_failures: int, health: MetricHealth | None = None):
         self.metric = metric
         self.max_failures = max_failures
         self.failures = 0
+        self.health = health or MetricHealth()
         self._lock = threading.Lock()
         self._takes_trace = _takes_trace(metric)
         self.__name__ = getattr(metric, "__name__", "metric")
+
+    def branch(self) -> GuardedMetric:
+        """The metric for a part of the run: failures counted apart, the run's judgement of the metric shared."""
+        return GuardedMetric(self.metric, self.max_failures, self.health)
 
     def reset(self) -> None:
         """Start counting failures afresh (once per candidate)."""
         with self._lock:
             self.failures = 0
+
+    def _score(self, example, prediction, trace) -> Any:
+        value = self.metric(example, prediction, trace) if self._takes_trace else self.metric(example, prediction)
+        _check_finite(value)
+        return value
+
+    def _judge_broken(self, example, prediction, trace, error: Exception) -> None:
+        """`BadMetricValue` when the metric fails on the corrected prediction too, on `BROKEN_AFTER` examples."""
+        labels = dict(example.labels()) if hasattr(example, "labels") else {}
+        if self.health.works or not labels:
+            return
+        fields = dict(prediction.items()) if hasattr(prediction, "items") else {}
+        try:
+            value = self._score(example, dspy.Prediction(**{**fields, **labels}), trace)
+            if _number(value) is None:
+                return  # not a number: `__call__` stops the run on such values
+        except Exception as probe:  # noqa: BLE001 -- the metric's own failure, judged here
+            broken_on = self.health.failed_even_corrected()
+            if broken_on >= BROKEN_AFTER:
+                raise BadMetricValue(
+                    f"the metric fails on every example, even on predictions that hold the examples' own labels "
+                    f"({broken_on} examples; on the last: {type(error).__name__}: {redact(error)}; corrected: "
+                    f"{type(probe).__name__}: {redact(probe)}); fix the metric") from None
+            return
+        self.health.worked()
 
     def probe(self, example: dspy.Example | None = None) -> None:
         """Check, before any LM call, what cannot misfire: the metric takes 2 or 3 positional arguments.
@@ -118,18 +175,20 @@ class GuardedMetric:
 
     def __call__(self, example, prediction, trace=None):
         try:
-            value = self.metric(example, prediction, trace) if self._takes_trace else self.metric(example, prediction)
-            _check_finite(value)
+            value = self._score(example, prediction, trace)
         except Exception as exc:
             with self._lock:
                 self.failures += 1
                 failures = self.failures
             logger.warning("metric raised on an example (%d in this candidate): %s: %s", failures,
                            type(exc).__name__, redact(exc))
+            self._judge_broken(example, prediction, trace, exc)
             if failures > self.max_failures:
                 raise TooManyMetricFailures(f"the metric raised on {failures} examples (max_metric_failures="
                                             f"{self.max_failures})") from exc
             return 0.0
+        if _number(value) is not None:
+            self.health.worked()
         if trace is not None:
             return value
         try:

@@ -24,6 +24,7 @@ from dspy_meta.errors import RunHalted, StopRun
 from dspy_meta.runtime.adapter_memo import AdapterMemo
 from dspy_meta.runtime.calls import check_call_timeout
 from dspy_meta.runtime.checks import GuardedMetric, check_num_threads
+from dspy_meta.runtime.log_redaction import redacted_logs
 from dspy_meta.runtime.memo import CallMemo
 from dspy_meta.runtime.side_by_side import side_by_side
 from dspy_meta.runtime.slots import PrioritySlots
@@ -92,9 +93,10 @@ class Runtime:
     @contextmanager
     def activate(self) -> Iterator[None]:
         """The DSPy context the run works in: the program LM by default, history on (usage is counted
-        from it), and the answer memo in front of the caller's adapter."""
+        from it), and the answer memo in front of the caller's adapter. Every log record made meanwhile
+        has its credentials removed (`dspy_meta.runtime.log_redaction`): DSPy logs provider errors verbatim."""
         adapter = AdapterMemo().wrap(dspy.settings.adapter or dspy.ChatAdapter())
-        with dspy.context(lm=self.program_lm, adapter=adapter, disable_history=False):
+        with redacted_logs(), dspy.context(lm=self.program_lm, adapter=adapter, disable_history=False):
             yield
 
     def metered(self, level: str, lm: dspy.BaseLM) -> dspy.BaseLM:
@@ -168,7 +170,7 @@ class Runtime:
         memo = self.memo.view() if self.memo is not None else None
         lms = {level: meters[level].attach(lm, memo) for level, lm in self.lms.items()}
         return dataclasses.replace(self, lms=lms, meters=meters, memo=memo,
-                                   metric=GuardedMetric(self.metric.metric, self.metric.max_failures))
+                                   metric=self.metric.branch())
 
     def side_by_side(self, items: list, work: Callable[[Any, Any], Any], make_branch: Callable[[], Any] | None = None,
                      before_raise: Callable[[list], None] | None = None) -> list:

@@ -3,15 +3,15 @@
 `UsageMeter.attach(lm)` returns a metered copy of an LM: each finished call is counted
 (calls, input/output tokens, cost where litellm knows it) as DSPy writes it to the LM's
 history; each new call first checks the run's `UsageLimits`; a permanent provider error
-(bad key, unknown model) becomes a stop signal. The caller's LM object is not changed.
+(bad key, unknown model) becomes a stop signal, and so does an outage (every call failing the same
+way: `dspy_meta.runtime.outage`). The metered copy's methods are in `dspy_meta.runtime.metered_lm`;
+the caller's LM object is not changed.
 """
 
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Annotated, Any, ClassVar
@@ -23,10 +23,11 @@ from dspy.utils.exceptions import (
 )
 
 from dspy_meta.errors import BudgetExhausted, PermanentLMError, RunHalted
-from dspy_meta.runtime.calls import DEFAULT_RATE_LIMIT_WAIT_S, RateLimitPatience, call_within, is_rate_limit
+from dspy_meta.runtime.calls import DEFAULT_RATE_LIMIT_WAIT_S
 from dspy_meta.runtime.memo import CallMemo
+from dspy_meta.runtime.metered_lm import CALL_PLACES, METERED
+from dspy_meta.runtime.outage import OutageWatch
 from dspy_meta.runtime.schema import StrictModel, validated
-from dspy_meta.runtime.subclass import SubclassFactory
 
 __all__ = ["LEVELS", "LevelUsage", "UsageLimits", "UsageMeter", "guard_meters"]
 
@@ -115,6 +116,7 @@ class _Guard:
         self.meters = meters
         self.halted: str | None = None
         self._admit = threading.Lock()  # checking the limits and taking a place is one step
+        self.outages = {level: OutageWatch() for level in LEVELS}  # each level's failed calls in a row
 
     def check_halted(self) -> None:
         if self.halted is not None:
@@ -136,114 +138,6 @@ class _Guard:
             meter.hold()
 
 
-class _Places:
-    """The places under the run's limits that one LM call holds, by meter. Each is given back once: when
-    the call is counted (made, it is no longer in flight; counted as both, it would refuse a call too
-    early and report one call too many) or when the call ends uncounted."""
-
-    def __init__(self):
-        self._meters: set[UsageMeter] = set()  # filled by `_admitted` before any other thread sees it
-        self._lock = threading.Lock()
-
-    def take(self, meter: UsageMeter) -> bool:
-        """Whether the call still held a place under `meter` (now given up)."""
-        with self._lock:
-            held = meter in self._meters
-            self._meters.discard(meter)
-            return held
-
-    def give_back(self) -> None:
-        with self._lock:
-            meters, self._meters = self._meters, set()
-        for meter in meters:
-            meter.release()
-
-
-# The places of the LM call being made; `call_within` carries it to the thread that records the call.
-_CALL_PLACES: contextvars.ContextVar[_Places | None] = contextvars.ContextVar("dspy_meta_call_places", default=None)
-
-
-def _admitted(meters) -> _Places:
-    """Let a call through every meter (each checks the run's limits and holds a place), or through none:
-    when one refuses, the places already taken are given back and the refusal is raised."""
-    places = _Places()
-    try:
-        for meter in meters:
-            if meter.before_call():
-                places._meters.add(meter)
-    except BaseException:
-        places.give_back()
-        raise
-    return places
-
-
-def _metered_methods(base: type) -> dict:
-    """Methods of the metered subclass of an LM class: meter, guard and memoize calls."""
-    def metered_call(self, args, kwargs):
-        patience = None
-        while True:
-            places = _admitted(self._dspy_meta_meters)
-            current = _CALL_PLACES.set(places)
-            try:
-                with self._dspy_meta_slots or contextlib.nullcontext():
-                    started = time.perf_counter()  # inside the slot: time waiting for a thread is not LM time
-                    answer = call_within(self._dspy_meta_timeout, lambda: base.__call__(self, *args, **kwargs))
-                    elapsed = time.perf_counter() - started
-                for meter in self._dspy_meta_meters:
-                    meter.add_seconds(elapsed)
-                return answer
-            except Exception as exc:
-                for meter in self._dspy_meta_meters:
-                    meter.count_failed()
-                if is_rate_limit(exc):  # DSPy's retries gave up after ~7 s: wait longer, within a bound
-                    patience = patience or RateLimitPatience(self._dspy_meta_rate_limit_wait)
-                    if patience.wait(exc):
-                        continue
-                for meter in self._dspy_meta_meters:
-                    meter.after_error(exc)
-                raise
-            finally:
-                places.give_back()
-                _CALL_PLACES.reset(current)
-
-    def __call__(self, *args, **kwargs):
-        for meter in self._dspy_meta_meters:
-            meter.check_halted()  # even an answer from the memo: a stopped run does no more work
-        memo = self._dspy_meta_memo
-        key = memo.key(self, args, kwargs) if memo is not None else None
-        if key is None:
-            return metered_call(self, args, kwargs)
-        return memo.get_or_call(key, lambda: metered_call(self, args, kwargs))
-
-    async def acall(self, *args, **kwargs):
-        places = _admitted(self._dspy_meta_meters)
-        current = _CALL_PLACES.set(places)
-        try:
-            return await base.acall(self, *args, **kwargs)
-        except Exception as exc:
-            for meter in self._dspy_meta_meters:
-                meter.count_failed()
-                meter.after_error(exc)
-            raise
-        finally:
-            places.give_back()
-            _CALL_PLACES.reset(current)
-
-    def update_history(self, entry):
-        for meter in self._dspy_meta_meters:
-            meter.record(entry)
-        base.update_history(self, entry)
-
-    def __deepcopy__(self, memo):
-        # Run machinery, like the meters it holds: a copied program (a predictor's own LM) shares it.
-        return self
-
-    return {"__call__": __call__, "acall": acall, "update_history": update_history, "__deepcopy__": __deepcopy__}
-
-
-_METERED = SubclassFactory(_metered_methods)
-
-
 class UsageMeter:
     """Counts one level's LM calls; `attach` returns a metered copy of an LM.
 
@@ -261,6 +155,7 @@ class UsageMeter:
         self._seconds = 0.0  # wall time inside this level's LM requests, summed over threads (not checkpointed)
         self._in_flight = 0  # calls admitted by the run's guard and not yet ended
         self._lock = threading.Lock()
+        self._outage = OutageWatch()  # used only without a run's guard
 
     def attach(self, lm: dspy.BaseLM, memo: CallMemo | None = None,
                slots: contextlib.AbstractContextManager | None = None, *, call_timeout: float | None = None,
@@ -276,7 +171,9 @@ class UsageMeter:
         """
         outer = tuple(getattr(lm, "_dspy_meta_meters", ()))  # an LM metered by a caller keeps its meters
         # Our own copy changes class; the user's LM object and DSPy's classes stay as they are.
-        metered = _METERED.copy_of(lm, copier=lambda original: original.copy())
+        metered = METERED.copy_of(lm, copier=lambda original: original.copy())
+        # DSPy's copy starts an empty history; the user's LM object records the calls made with it, as with MIPROv2.
+        metered.history = lm.history
         metered._dspy_meta_meters = (*outer, self)
         metered._dspy_meta_memo = memo if memo is not None else getattr(lm, "_dspy_meta_memo", None)
         metered._dspy_meta_slots = slots if slots is not None else getattr(lm, "_dspy_meta_slots", None)
@@ -299,6 +196,11 @@ class UsageMeter:
         guard = self.root_guard()
         if guard is not None and guard.halted is None:
             guard.halted = f"stopped alongside: {cause}"
+
+    def outage_watch(self) -> OutageWatch:
+        """The run's count of this level's failed calls in a row (`dspy_meta.runtime.outage`)."""
+        guard = self.root_guard()
+        return guard.outages[self.level] if guard is not None and self.level in guard.outages else self._outage
 
     def before_call(self) -> bool:
         """Check the run's limits before a call; True when the call now holds a place under them."""
@@ -325,7 +227,7 @@ class UsageMeter:
     def _count_call(self) -> None:
         """Count one call (under the lock): the call's place under the limits, if it holds one, ends with it."""
         self._usage.calls += 1
-        places = _CALL_PLACES.get()
+        places = CALL_PLACES.get()
         if places is not None and places.take(self):
             self._in_flight -= 1
 

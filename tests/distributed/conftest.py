@@ -1,5 +1,4 @@
 import multiprocessing
-import sqlite3
 from pathlib import Path
 
 import optuna
@@ -37,19 +36,6 @@ def finish(process, log: Path, timeout: float = 120) -> None:
         process.kill()
         raise AssertionError(f"process did not finish; its log:\n{text}")
     assert process.exitcode == 0, text
-
-
-def sqlite_study_exists(url: str) -> bool:
-    """Whether the SQLite study exists yet, read without creating anything: opening Optuna's storage on a
-    database another process is still creating races it to create the schema (alembic's version row)."""
-    path = Path(url.removeprefix("sqlite:///"))
-    if not path.exists():
-        return False
-    try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-            return db.execute("SELECT 1 FROM studies WHERE study_name = ?", (STUDY,)).fetchone() is not None
-    except sqlite3.OperationalError:  # the tables are not there yet, or the file is locked while created
-        return False
 
 
 def study_trials(url: str) -> list:

@@ -2,12 +2,15 @@
 
 Usage (or `entry(argv, log)` in a process of its own):
     python -m tests.distributed.job driver URL OUT_JSON [--run-dir DIR] [--workers-only] [--delay S]
+                                           [--block-after N --block-file PATH]
     python -m tests.distributed.job worker URL [--block-file PATH] [--jitter S] [--seed N]
 
 A driver runs the toy MetaTeleprompter with its candidates queued in study ``toy`` of the Optuna storage
 URL and writes what the run found (records and the final program state). A worker serves that study;
 with ``--block-file`` it creates the file at its first program call and then hangs there (to be killed
 mid-candidate); with ``--jitter`` each program call sleeps a random time, so workers finish out of order.
+A driver with ``--block-after N`` creates the block file once it has finished its N-th trial and then
+hangs there (to be killed at a known point: exactly N trials done, the others not).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import argparse
 import json
 import os
 import random
+import threading
 import time
 from pathlib import Path
 
@@ -85,6 +89,25 @@ def serve(url: str, **program_options) -> int:
                       task_model=lms[0].as_lm(), prompt_model=lms[1].as_lm(), wait_for_study=60, idle_timeout=60)
 
 
+def block_after(trials: int, block_file: str) -> None:
+    """Hang this process once it has finished `trials` trials (after storing the last one's result)."""
+    from dspy_meta.distributed.queue import StudyQueue
+
+    original, finished, lock = StudyQueue.complete, [], threading.Lock()
+
+    def complete(self, trial, result):
+        done = original(self, trial, result)
+        with lock:
+            finished.append(trial.number)
+            enough = len(finished) >= trials
+        if enough:
+            Path(block_file).touch()  # `trials` trials are done, and no more will be: the test kills us here
+            threading.Event().wait()
+        return done
+
+    StudyQueue.complete = complete
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("role", choices=["driver", "worker"])
@@ -96,10 +119,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jitter", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--block-file")
+    parser.add_argument("--block-after", type=int)
     args = parser.parse_args(argv)
     if args.role == "worker":
         serve(args.url, jitter=args.jitter, block_file=args.block_file, seed=args.seed)
         return
+    if args.block_after is not None:
+        block_after(args.block_after, args.block_file)
     program = compile_toy(engines(delay=args.delay), url=args.url, evaluate_here=not args.workers_only,
                           run_dir=args.run_dir)
     Path(args.out).write_text(json.dumps(outcome(program)))

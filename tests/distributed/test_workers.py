@@ -9,7 +9,7 @@ import time
 
 from optuna.trial import TrialState
 
-from tests.distributed.conftest import finish, run_trials, sqlite_study_exists, start, study_trials
+from tests.distributed.conftest import finish, run_trials, start, study_trials
 from tests.distributed.job import compile_toy, engines, outcome
 
 
@@ -80,18 +80,18 @@ def test_a_worker_killed_mid_candidate_is_replaced_and_its_candidate_finished_el
 
 def test_a_driver_killed_and_restarted_resumes_from_the_study(reference, tmp_path):
     url = f"sqlite:///{tmp_path / 'restart.db'}"
-    out = tmp_path / "out.json"
-    first = start("driver", url, str(out), "--delay", "0.05", log=tmp_path / "first.log")
-    deadline = time.monotonic() + 90
-    while True:  # kill it once a few candidates are done (it runs them itself: it is the only process)
+    out, block = tmp_path / "out.json", tmp_path / "three-done"
+    # It runs the candidates itself (it is the only process) and hangs once it finished its third: killed there,
+    # whatever the machine's speed (polling the study instead raced a driver that sometimes finished them all).
+    first = start("driver", url, str(out), "--block-after", "3", "--block-file", str(block), log=tmp_path / "first.log")
+    deadline = time.monotonic() + 120  # a bound against a hang only
+    while not block.exists():
         assert time.monotonic() < deadline and first.is_alive(), (tmp_path / "first.log").read_text()[-2000:]
-        # Only once the driver has created the study (polling earlier raced it to create the schema).
-        if sqlite_study_exists(url) and sum(len(t) for t in run_trials(study_trials(url)).values()) >= 3:
-            break
-        time.sleep(0.2)
+        time.sleep(0.1)
     os.kill(first.pid, signal.SIGKILL)
     first.join()
-    done_before = {digest for digest in run_trials(study_trials(url))}
+    done_before = set(run_trials(study_trials(url)))
+    assert len(done_before) == 3
     second = start("driver", url, str(out), log=tmp_path / "second.log")
     finish(second, tmp_path / "second.log")
     assert json.loads(out.read_text()) == reference

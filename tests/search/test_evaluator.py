@@ -150,6 +150,7 @@ def test_a_failing_candidate_is_recorded_without_a_score(program_engine, optimiz
         raise RuntimeError("metric bug")
 
     evaluator.runtime.metric = GuardedMetric(failing, 0)
+    evaluator.runtime.metric.health.worked()  # it scored before: one failing candidate, not a broken metric
     with evaluator.runtime.activate():
         evaluator.run(FixedPlans([[Candidate(broken, "s", "x")]]))
     (record,) = evaluator.results.candidates

@@ -149,11 +149,7 @@ def test_demos_are_examples(make):
     assert demos[0].word and demos[0].answer  # attribute access, as on DSPy's demos
 
 
-def test_the_users_lm_history_grows_and_inspect_history_works(make, request):
-    if "MetaTeleprompter" in request.node.name:
-        # Needs a one-line runtime change (dspy_meta/runtime/usage.py, `UsageMeter.attach`: the metered copy
-        # keeps the caller's history list, ``metered.history = lm.history``); strict, so it reports when fixed.
-        request.applymarker(pytest.mark.xfail(strict=True, reason="the metered LM copy keeps its own history"))
+def test_the_users_lm_history_grows_and_inspect_history_works(make):
     lms = Lms()
     compiled(make, lms)
     assert len(lms.program.history) == len(lms.engines["program"].calls) > 0  # one entry per real request
