@@ -11,14 +11,15 @@ def _lms():
             for level in ("program", "optimizer", "meta")}
 
 
-def test_the_runtime_meters_copies_and_leaves_the_callers_lms_alone():
+def test_the_runtime_meters_copies_whose_real_requests_the_callers_lms_record():
     lms = _lms()
     runtime = build_runtime(lms, metric=GuardedMetric(shout_metric, 1), num_threads=2)
     for level, lm in lms.items():
         assert runtime.lms[level] is not lm and type(lm) is dspy.LM
     runtime.program_lm("hello")
     runtime.program_lm("hello")  # the call memo answers a repeat
-    assert runtime.usage()["program"].calls == 1 and len(lms["program"].history) == 0
+    # The caller's LM keeps its class and records each real request once, as with MIPROv2 (issue 30).
+    assert runtime.usage()["program"].calls == 1 and len(lms["program"].history) == 1
 
 
 def test_every_level_needs_an_lm():
